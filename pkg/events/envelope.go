@@ -1,0 +1,90 @@
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// ErrInvalidEvent reports a body that is not a usable Clerk event envelope.
+var ErrInvalidEvent = errors.New("invalid event")
+
+// Event is the Clerk webhook envelope. Data and EventAttributes stay raw JSON:
+// Clerk metadata may hold integers beyond 2^53 and must never go through float64;
+// the bytes are forwarded to Novu unchanged.
+type Event struct {
+	// Data is the event's object (a user, a session, an email...), byte-exact.
+	Data json.RawMessage `json:"data"`
+	// Object is always "event".
+	Object string `json:"object"`
+	// Type is the event type, e.g. user.created.
+	Type string `json:"type"`
+	// Timestamp is when Clerk emitted the event, in Unix milliseconds.
+	Timestamp int64 `json:"timestamp"`
+	// InstanceID is the Clerk instance, ins_...
+	InstanceID string `json:"instance_id,omitempty"`
+	// EventAttributes holds http_request.client_ip and .user_agent, byte-exact.
+	EventAttributes json.RawMessage `json:"event_attributes,omitempty"`
+}
+
+// envelopeWire decodes the envelope without trusting the types of its fields,
+// so a wrong type yields a clear reason instead of a generic decode error.
+type envelopeWire struct {
+	Data            json.RawMessage `json:"data"`
+	Object          json.RawMessage `json:"object"`
+	Type            json.RawMessage `json:"type"`
+	Timestamp       json.RawMessage `json:"timestamp"`
+	InstanceID      json.RawMessage `json:"instance_id"`
+	EventAttributes json.RawMessage `json:"event_attributes"`
+}
+
+// ParseEvent decodes a Clerk envelope. It fails with an error wrapping
+// [ErrInvalidEvent] when body is not a JSON object, when type is missing or not
+// a string, or when the type is not valid subject tokens (see [SubjectTokens]).
+// data may be any JSON value, or absent.
+func ParseEvent(body []byte) (Event, error) {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return Event{}, fmt.Errorf("%w: body is not a JSON object", ErrInvalidEvent)
+	}
+	var w envelopeWire
+	if err := json.Unmarshal(body, &w); err != nil {
+		return Event{}, fmt.Errorf("%w: body is not valid JSON: %v", ErrInvalidEvent, jsonReason(err))
+	}
+	var ev Event
+	if len(w.Type) == 0 || string(w.Type) == "null" {
+		return Event{}, fmt.Errorf("%w: missing \"type\"", ErrInvalidEvent)
+	}
+	if err := json.Unmarshal(w.Type, &ev.Type); err != nil {
+		return Event{}, fmt.Errorf("%w: \"type\" is not a string", ErrInvalidEvent)
+	}
+	if err := ValidateSubjectTokens(ev.Type); err != nil {
+		return Event{}, fmt.Errorf("%w: \"type\": %w", ErrInvalidEvent, err)
+	}
+	ev.Data = w.Data
+	ev.EventAttributes = w.EventAttributes
+	// The remaining fields are informative: a wrong type there is tolerated.
+	_ = json.Unmarshal(w.Object, &ev.Object)
+	_ = json.Unmarshal(w.InstanceID, &ev.InstanceID)
+	if len(w.Timestamp) > 0 {
+		var n json.Number
+		if json.Unmarshal(w.Timestamp, &n) == nil {
+			if i, err := n.Int64(); err == nil {
+				ev.Timestamp = i
+			} else if f, err := n.Float64(); err == nil {
+				ev.Timestamp = int64(f)
+			}
+		}
+	}
+	return ev, nil
+}
+
+// jsonReason shortens a json error to a one-line reason without echoing input.
+func jsonReason(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	}
+	return "malformed"
+}

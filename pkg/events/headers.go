@@ -1,0 +1,42 @@
+package events
+
+// Header keys this pipeline sets on JetStream messages. The message id uses
+// jetstream.MsgIDHeader (Nats-Msg-Id); the W3C trace context uses the lower-case
+// traceparent and tracestate keys through [HeaderCarrier].
+const (
+	// SvixIDHeader carries the svix-id of the webhook the message comes from.
+	SvixIDHeader = "Svix-Id"
+	// SvixTimestampHeader carries the svix-timestamp (Unix seconds) of the delivery that was stored.
+	SvixTimestampHeader = "Svix-Timestamp"
+	// EventTypeHeader carries the Clerk event type, e.g. user.created.
+	EventTypeHeader = "Event-Type"
+	// ReceivedAtHeader carries when the receiver accepted the webhook, in Unix
+	// milliseconds; the sink measures end-to-end latency from it.
+	ReceivedAtHeader = "Received-At"
+	// WorkflowIDHeader carries the Novu workflow id of a trigger command.
+	WorkflowIDHeader = "Workflow-Id"
+	// TransactionIDHeader carries the Novu transactionId of a trigger command.
+	TransactionIDHeader = "Transaction-Id"
+)
+
+// Dead-letter header keys, set on every message in stream DLQ.
+const (
+	// DLQReasonHeader is a one-line reason, e.g. "novu 422: workflow_not_found".
+	DLQReasonHeader = "Dlq-Reason"
+	// DLQStageHeader is the stage that gave up: router or sink.
+	DLQStageHeader = "Dlq-Stage"
+	// DLQDeliveriesHeader is how many times the source message was delivered.
+	DLQDeliveriesHeader = "Dlq-Deliveries"
+	// DLQSourceSubjectHeader is the subject the source message was read from.
+	DLQSourceSubjectHeader = "Dlq-Source-Subject"
+	// DLQSourceSequenceHeader is the source message's stream sequence.
+	DLQSourceSequenceHeader = "Dlq-Source-Sequence"
+	// DLQHTTPStatusHeader is the last HTTP status Novu answered (sink only).
+	DLQHTTPStatusHeader = "Dlq-Http-Status"
+	// DLQResponseHeader holds the first bytes of Novu's last answer (sink only).
+	DLQResponseHeader = "Dlq-Response"
+	// DLQFirstFailureHeader is when the first failure happened (RFC 3339, UTC).
+	DLQFirstFailureHeader = "Dlq-First-Failure"
+	// DLQLastFailureHeader is when the last failure happened (RFC 3339, UTC).
+	DLQLastFailureHeader = "Dlq-Last-Failure"
+)

@@ -1,0 +1,228 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/clerknovu/pipeline/pkg/events"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// NATSConfig says how to reach NATS and how to provision the streams.
+type NATSConfig struct {
+	// URL is one or more comma-separated server URLs (NATS_URL).
+	URL string
+	// CredsFile is a .creds file with a user JWT and nkey seed (NATS_CREDS).
+	CredsFile string
+	// NKeyFile is an nkey seed file (NATS_NKEY).
+	NKeyFile string
+	// User and Password authenticate by user name (NATS_USER, NATS_PASSWORD or NATS_PASSWORD_FILE).
+	User, Password string
+	// Token authenticates by token (NATS_TOKEN or NATS_TOKEN_FILE).
+	Token string
+	// TLSCA, TLSCert and TLSKey are PEM files (NATS_TLS_CA, NATS_TLS_CERT, NATS_TLS_KEY).
+	TLSCA, TLSCert, TLSKey string
+	// Provision creates or updates the streams at start (NATS_PROVISION, default true).
+	Provision bool
+	// MaxAge, DuplicateWindow, DLQMaxAge and Replicas shape the streams
+	// (STREAM_MAX_AGE, STREAM_DUPLICATE_WINDOW, STREAM_DLQ_MAX_AGE, STREAM_REPLICAS).
+	MaxAge, DuplicateWindow, DLQMaxAge time.Duration
+	Replicas                          int
+}
+
+// DefaultNATSURL is where the services look for NATS when NATS_URL is unset.
+const DefaultNATSURL = "nats://127.0.0.1:4222"
+
+// NATS reads the NATS_* and STREAM_* settings and checks they make sense together.
+func (e *Env) NATS() NATSConfig {
+	c := NATSConfig{
+		URL:             e.String("NATS_URL", DefaultNATSURL),
+		CredsFile:       e.File("NATS_CREDS"),
+		NKeyFile:        e.File("NATS_NKEY"),
+		User:            e.Lookup("NATS_USER"),
+		Password:        e.Secret("NATS_PASSWORD"),
+		Token:           e.Secret("NATS_TOKEN"),
+		TLSCA:           e.File("NATS_TLS_CA"),
+		TLSCert:         e.File("NATS_TLS_CERT"),
+		TLSKey:          e.File("NATS_TLS_KEY"),
+		Provision:       e.Bool("NATS_PROVISION", true),
+		MaxAge:          e.Duration("STREAM_MAX_AGE", events.DefaultMaxAge),
+		DuplicateWindow: e.Duration("STREAM_DUPLICATE_WINDOW", events.DefaultDuplicateWindow),
+		DLQMaxAge:       e.Duration("STREAM_DLQ_MAX_AGE", events.DefaultDLQMaxAge),
+		Replicas:        e.Int("STREAM_REPLICAS", 1, 1),
+	}
+	for _, u := range strings.Split(c.URL, ",") {
+		u = strings.TrimSpace(u)
+		if !strings.Contains(u, "://") {
+			e.Fail("NATS_URL", "want URLs such as nats://127.0.0.1:4222, got %q", u)
+		}
+	}
+	methods := 0
+	for _, set := range []bool{c.CredsFile != "", c.NKeyFile != "", c.User != "" || c.Password != "", c.Token != ""} {
+		if set {
+			methods++
+		}
+	}
+	if methods > 1 {
+		e.Fail("NATS auth", "set only one of NATS_CREDS, NATS_NKEY, NATS_USER/NATS_PASSWORD, NATS_TOKEN")
+	}
+	if (c.User == "") != (c.Password == "") {
+		e.Fail("NATS_USER", "NATS_USER and NATS_PASSWORD go together")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		e.Fail("NATS_TLS_CERT", "NATS_TLS_CERT and NATS_TLS_KEY go together")
+	}
+	if c.Replicas > 5 {
+		e.Fail("STREAM_REPLICAS", "want 1 to 5, got %d", c.Replicas)
+	}
+	return c
+}
+
+// StreamOptions returns the stream settings as [events.StreamOption]s.
+func (c NATSConfig) StreamOptions() []events.StreamOption {
+	var opts []events.StreamOption
+	if c.MaxAge > 0 {
+		opts = append(opts, events.WithMaxAge(c.MaxAge))
+	}
+	if c.DuplicateWindow > 0 {
+		opts = append(opts, events.WithDuplicateWindow(c.DuplicateWindow))
+	}
+	if c.DLQMaxAge > 0 {
+		opts = append(opts, events.WithDLQMaxAge(c.DLQMaxAge))
+	}
+	if c.Replicas > 0 {
+		opts = append(opts, events.WithReplicas(c.Replicas))
+	}
+	return opts
+}
+
+// Options returns the nats.go options for c: auth, TLS, and reconnecting
+// forever with jittered backoff, including when the first connect fails, so a
+// service starts while NATS is still down and reports not ready meanwhile.
+func (c NATSConfig) Options(name string, log *slog.Logger) ([]nats.Option, error) {
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		nats.ReconnectBufSize(-1), // never buffer publishes while disconnected: fail fast, answer 503
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subj := ""
+			if sub != nil {
+				subj = sub.Subject
+			}
+			log.Error("nats async error", "subject", subj, "err", err)
+		}),
+	}
+	switch {
+	case c.CredsFile != "":
+		opts = append(opts, nats.UserCredentials(c.CredsFile))
+	case c.NKeyFile != "":
+		o, err := nats.NkeyOptionFromSeed(c.NKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("NATS_NKEY: %w", err)
+		}
+		opts = append(opts, o)
+	case c.User != "":
+		opts = append(opts, nats.UserInfo(c.User, c.Password))
+	case c.Token != "":
+		opts = append(opts, nats.Token(c.Token))
+	}
+	if c.TLSCA != "" {
+		opts = append(opts, nats.RootCAs(c.TLSCA))
+	}
+	if c.TLSCert != "" {
+		opts = append(opts, nats.ClientCert(c.TLSCert, c.TLSKey))
+	}
+	return opts, nil
+}
+
+// Connect connects to NATS with [NATSConfig.Options] plus extra.
+func Connect(c NATSConfig, name string, log *slog.Logger, extra ...nats.Option) (*nats.Conn, error) {
+	opts, err := c.Options(name, log)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(c.URL, append(opts, extra...)...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(c.URL), err)
+	}
+	return nc, nil
+}
+
+// Provision creates or updates every stream of the pipeline, idempotently. It
+// waits for the connection for at most the context's deadline.
+func Provision(ctx context.Context, js jetstream.JetStream, opts ...events.StreamOption) error {
+	for _, cfg := range events.StreamConfigs(opts...) {
+		if err := retryUntil(ctx, func() error {
+			_, err := js.CreateOrUpdateStream(ctx, cfg)
+			return err
+		}); err != nil {
+			return fmt.Errorf("provision stream %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
+}
+
+// retryUntil retries fn while the connection is still coming up.
+func retryUntil(ctx context.Context, fn func() error) error {
+	for {
+		err := fn()
+		if err == nil || !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, nats.ErrTimeout) &&
+			!errors.Is(err, nats.ErrConnectionClosed) && !errors.Is(err, nats.ErrDisconnected) &&
+			!errors.Is(err, jetstream.ErrJetStreamNotEnabled) && !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// Drain drains nc (pending publishes flushed, subscriptions emptied) and waits
+// for it to close, at most timeout.
+func Drain(nc *nats.Conn, timeout time.Duration) error {
+	if nc == nil || nc.IsClosed() {
+		return nil
+	}
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		return fmt.Errorf("drain nats: %w", err)
+	}
+	select {
+	case <-closed:
+		return nil
+	case <-time.After(timeout):
+		nc.Close()
+		return fmt.Errorf("drain nats: not closed after %v", timeout)
+	}
+}
+
+// redactURL hides passwords and tokens in NATS URLs.
+func redactURL(u string) string {
+	parts := strings.Split(u, ",")
+	for i, p := range parts {
+		if at := strings.LastIndex(p, "@"); at >= 0 {
+			if scheme := strings.Index(p, "://"); scheme >= 0 && scheme < at {
+				parts[i] = p[:scheme+3] + "[REDACTED]" + p[at:]
+			}
+		}
+	}
+	return strings.Join(parts, ",")
+}

@@ -1,0 +1,192 @@
+package events
+
+import (
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Defaults for the streams.
+const (
+	// DefaultMaxAge keeps Clerk events and commands for a week so they can be replayed.
+	DefaultMaxAge = 7 * 24 * time.Hour
+	// DefaultDuplicateWindow covers Svix's retry schedule: about 27.6 h of retries,
+	// about 33 h with jitter. JetStream's own default of 2 minutes would let a Svix
+	// retry through as a second event.
+	//
+	// Memory: the server keeps every message id seen in the window in an in-memory
+	// map, about 130 bytes per id plus the id itself (a svix-id is 31 bytes), so
+	// roughly 160 bytes per event and per stream. 10 events/s for 36 h is 1.3 M ids,
+	// about 200 MB; 100 events/s is about 2 GB. Size the server for your peak
+	// sustained rate, or shorten the window with [WithDuplicateWindow] if your
+	// volume is high and you accept that a very late Svix retry is deduplicated only
+	// by Novu's transactionId.
+	DefaultDuplicateWindow = 36 * time.Hour
+	// DefaultDLQMaxAge keeps dead letters for 30 days.
+	DefaultDLQMaxAge = 30 * 24 * time.Hour
+	// DLQDuplicateWindow dedupes a dead letter published twice because the
+	// source's ack was lost.
+	DLQDuplicateWindow = time.Hour
+)
+
+type streamConfig struct {
+	maxAge          time.Duration
+	duplicateWindow time.Duration
+	dlqMaxAge       time.Duration
+	replicas        int
+	storage         jetstream.StorageType
+}
+
+// StreamOption changes the stream configurations returned by [StreamConfigs].
+type StreamOption func(*streamConfig)
+
+// WithMaxAge sets how long CLERK and NOVU keep messages (default [DefaultMaxAge]).
+func WithMaxAge(d time.Duration) StreamOption { return func(c *streamConfig) { c.maxAge = d } }
+
+// WithDuplicateWindow sets the Nats-Msg-Id dedupe window of CLERK and NOVU
+// (default [DefaultDuplicateWindow]). It is capped at the max age.
+func WithDuplicateWindow(d time.Duration) StreamOption {
+	return func(c *streamConfig) { c.duplicateWindow = d }
+}
+
+// WithDLQMaxAge sets how long DLQ keeps dead letters (default [DefaultDLQMaxAge]).
+func WithDLQMaxAge(d time.Duration) StreamOption { return func(c *streamConfig) { c.dlqMaxAge = d } }
+
+// WithReplicas sets the replica count of every stream: 1 (default) on a single
+// server, 3 in a cluster.
+func WithReplicas(n int) StreamOption { return func(c *streamConfig) { c.replicas = n } }
+
+// WithMemoryStorage keeps streams in memory instead of on disk; for benchmarks only.
+func WithMemoryStorage() StreamOption {
+	return func(c *streamConfig) { c.storage = jetstream.MemoryStorage }
+}
+
+func newStreamConfig(opts []StreamOption) streamConfig {
+	c := streamConfig{
+		maxAge:          DefaultMaxAge,
+		duplicateWindow: DefaultDuplicateWindow,
+		dlqMaxAge:       DefaultDLQMaxAge,
+		replicas:        1,
+		storage:         jetstream.FileStorage,
+	}
+	for _, o := range opts {
+		o(&c)
+	}
+	if c.duplicateWindow > c.maxAge && c.maxAge > 0 {
+		c.duplicateWindow = c.maxAge
+	}
+	if c.replicas < 1 {
+		c.replicas = 1
+	}
+	return c
+}
+
+// ClerkStream is the configuration of [StreamClerk]: every clerk.> subject, file
+// storage, limits retention for the max age, and a duplicate window over Svix's
+// retry schedule.
+func ClerkStream(opts ...StreamOption) jetstream.StreamConfig {
+	c := newStreamConfig(opts)
+	return jetstream.StreamConfig{
+		Name:        StreamClerk,
+		Description: "Verified Clerk webhooks, one message per svix-id",
+		Subjects:    []string{ClerkSubjectsAll},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     c.storage,
+		MaxAge:      c.maxAge,
+		Duplicates:  c.duplicateWindow,
+		Replicas:    c.replicas,
+		Discard:     jetstream.DiscardOld,
+	}
+}
+
+// NovuStream is the configuration of [StreamNovu]: trigger commands, deduplicated
+// by transactionId over the same window as CLERK.
+func NovuStream(opts ...StreamOption) jetstream.StreamConfig {
+	c := newStreamConfig(opts)
+	return jetstream.StreamConfig{
+		Name:        StreamNovu,
+		Description: "Novu trigger commands, one message per transactionId",
+		Subjects:    []string{NovuTriggerSubjectsAll},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     c.storage,
+		MaxAge:      c.maxAge,
+		Duplicates:  c.duplicateWindow,
+		Replicas:    c.replicas,
+		Discard:     jetstream.DiscardOld,
+	}
+}
+
+// DLQStream is the configuration of [StreamDLQ]: dead letters from every stage,
+// kept for a month.
+func DLQStream(opts ...StreamOption) jetstream.StreamConfig {
+	c := newStreamConfig(opts)
+	return jetstream.StreamConfig{
+		Name:        StreamDLQ,
+		Description: "Dead letters: events and commands that cannot be delivered, with the reason in headers",
+		Subjects:    []string{DLQSubjectsAll},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     c.storage,
+		MaxAge:      c.dlqMaxAge,
+		Duplicates:  DLQDuplicateWindow,
+		Replicas:    c.replicas,
+		Discard:     jetstream.DiscardOld,
+	}
+}
+
+// StreamConfigs returns the configurations of every stream of the pipeline, in
+// the order they should be created.
+func StreamConfigs(opts ...StreamOption) []jetstream.StreamConfig {
+	return []jetstream.StreamConfig{ClerkStream(opts...), NovuStream(opts...), DLQStream(opts...)}
+}
+
+// ConsumerOption changes a consumer configuration returned by [ConsumerConfig].
+type ConsumerOption func(*jetstream.ConsumerConfig)
+
+// WithAckWait sets how long the server waits for an ack before redelivering.
+func WithAckWait(d time.Duration) ConsumerOption {
+	return func(c *jetstream.ConsumerConfig) { c.AckWait = d }
+}
+
+// WithMaxAckPending bounds the messages delivered and not yet acked, across all instances.
+func WithMaxAckPending(n int) ConsumerOption {
+	return func(c *jetstream.ConsumerConfig) { c.MaxAckPending = n }
+}
+
+// WithMaxDeliver bounds the deliveries of one message; the services dead-letter
+// a message on its last delivery, so keep it above their own max.
+func WithMaxDeliver(n int) ConsumerOption {
+	return func(c *jetstream.ConsumerConfig) { c.MaxDeliver = n }
+}
+
+// ConsumerConfig returns the configuration of the durable pull consumer name
+// ([DurableRouter] on CLERK, [DurableSink] on NOVU): explicit ack, delivery from
+// the start of the stream, shared by every instance of the service.
+func ConsumerConfig(name string, opts ...ConsumerOption) jetstream.ConsumerConfig {
+	c := jetstream.ConsumerConfig{
+		Durable:       name,
+		Description:   "shared by every " + name + " instance",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckWait:       30 * time.Second,
+		MaxAckPending: 1024,
+		MaxDeliver:    -1,
+	}
+	switch name {
+	case DurableRouter:
+		c.FilterSubject = ClerkSubjectsAll
+	case DurableSink:
+		c.FilterSubject = NovuTriggerSubjectsAll
+	}
+	for _, o := range opts {
+		o(&c)
+	}
+	return c
+}
+
+// ConsumerStream returns the stream a durable consumer of this package reads.
+func ConsumerStream(name string) string {
+	if name == DurableSink {
+		return StreamNovu
+	}
+	return StreamClerk
+}
