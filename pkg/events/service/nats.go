@@ -32,7 +32,7 @@ type NATSConfig struct {
 	// MaxAge, DuplicateWindow, DLQMaxAge and Replicas shape the streams
 	// (STREAM_MAX_AGE, STREAM_DUPLICATE_WINDOW, STREAM_DLQ_MAX_AGE, STREAM_REPLICAS).
 	MaxAge, DuplicateWindow, DLQMaxAge time.Duration
-	Replicas                          int
+	Replicas                           int
 }
 
 // DefaultNATSURL is where the services look for NATS when NATS_URL is unset.
@@ -71,7 +71,8 @@ func (e *Env) NATS() NATSConfig {
 	if methods > 1 {
 		e.Fail("NATS auth", "set only one of NATS_CREDS, NATS_NKEY, NATS_USER/NATS_PASSWORD, NATS_TOKEN")
 	}
-	if (c.User == "") != (c.Password == "") {
+	passwordSet := e.getenv("NATS_PASSWORD") != "" || e.Lookup("NATS_PASSWORD_FILE") != ""
+	if (c.User == "") != passwordSet {
 		e.Fail("NATS_USER", "NATS_USER and NATS_PASSWORD go together")
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {

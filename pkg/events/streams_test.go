@@ -1,0 +1,138 @@
+package events
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func TestStreamDefaults(t *testing.T) {
+	tests := []struct {
+		cfg             jetstream.StreamConfig
+		name, subject   string
+		maxAge, dupeWin time.Duration
+	}{
+		{cfg: ClerkStream(), name: StreamClerk, subject: "clerk.>", maxAge: 7 * 24 * time.Hour, dupeWin: 36 * time.Hour},
+		{cfg: NovuStream(), name: StreamNovu, subject: "novu.trigger.>", maxAge: 7 * 24 * time.Hour, dupeWin: 36 * time.Hour},
+		{cfg: DLQStream(), name: StreamDLQ, subject: "dlq.>", maxAge: 30 * 24 * time.Hour, dupeWin: time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := tt.cfg
+			if c.Name != tt.name || !slices.Equal(c.Subjects, []string{tt.subject}) {
+				t.Errorf("name %q subjects %q", c.Name, c.Subjects)
+			}
+			if c.MaxAge != tt.maxAge || c.Duplicates != tt.dupeWin {
+				t.Errorf("max age %v duplicates %v, want %v %v", c.MaxAge, c.Duplicates, tt.maxAge, tt.dupeWin)
+			}
+			if c.Storage != jetstream.FileStorage || c.Replicas != 1 || c.Retention != jetstream.LimitsPolicy || c.Discard != jetstream.DiscardOld {
+				t.Errorf("storage %v replicas %d retention %v discard %v", c.Storage, c.Replicas, c.Retention, c.Discard)
+			}
+			if c.Description == "" {
+				t.Error("no description")
+			}
+		})
+	}
+	// The CLERK window must outlast Svix's retry schedule (about 27 h 35 min).
+	if DefaultDuplicateWindow < 28*time.Hour {
+		t.Errorf("DefaultDuplicateWindow %v is shorter than Svix's retries", DefaultDuplicateWindow)
+	}
+}
+
+func TestStreamOptions(t *testing.T) {
+	tests := []struct {
+		name                   string
+		opts                   []StreamOption
+		wantMaxAge, wantDupWin time.Duration
+		wantDLQMaxAge          time.Duration
+		wantReplicas           int
+		wantStorage            jetstream.StorageType
+	}{
+		{
+			name:       "all options",
+			opts:       []StreamOption{WithMaxAge(48 * time.Hour), WithDuplicateWindow(2 * time.Hour), WithDLQMaxAge(24 * time.Hour), WithReplicas(3), WithMemoryStorage()},
+			wantMaxAge: 48 * time.Hour, wantDupWin: 2 * time.Hour, wantDLQMaxAge: 24 * time.Hour, wantReplicas: 3, wantStorage: jetstream.MemoryStorage,
+		},
+		{
+			name:       "duplicate window capped at a shorter max age",
+			opts:       []StreamOption{WithMaxAge(time.Hour)},
+			wantMaxAge: time.Hour, wantDupWin: time.Hour, wantDLQMaxAge: DefaultDLQMaxAge, wantReplicas: 1, wantStorage: jetstream.FileStorage,
+		},
+		{
+			name:       "explicit window capped too",
+			opts:       []StreamOption{WithDuplicateWindow(3 * time.Hour), WithMaxAge(2 * time.Hour)},
+			wantMaxAge: 2 * time.Hour, wantDupWin: 2 * time.Hour, wantDLQMaxAge: DefaultDLQMaxAge, wantReplicas: 1, wantStorage: jetstream.FileStorage,
+		},
+		{
+			name:       "unlimited max age leaves the window",
+			opts:       []StreamOption{WithMaxAge(0)},
+			wantMaxAge: 0, wantDupWin: DefaultDuplicateWindow, wantDLQMaxAge: DefaultDLQMaxAge, wantReplicas: 1, wantStorage: jetstream.FileStorage,
+		},
+		{
+			name:       "replicas below one become one",
+			opts:       []StreamOption{WithReplicas(0)},
+			wantMaxAge: DefaultMaxAge, wantDupWin: DefaultDuplicateWindow, wantDLQMaxAge: DefaultDLQMaxAge, wantReplicas: 1, wantStorage: jetstream.FileStorage,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			all := StreamConfigs(tt.opts...)
+			if len(all) != 3 || all[0].Name != StreamClerk || all[1].Name != StreamNovu || all[2].Name != StreamDLQ {
+				t.Fatalf("StreamConfigs order: %v", names(all))
+			}
+			for _, c := range all[:2] {
+				if c.MaxAge != tt.wantMaxAge || c.Duplicates != tt.wantDupWin {
+					t.Errorf("%s: max age %v duplicates %v, want %v %v", c.Name, c.MaxAge, c.Duplicates, tt.wantMaxAge, tt.wantDupWin)
+				}
+			}
+			if dlq := all[2]; dlq.MaxAge != tt.wantDLQMaxAge || dlq.Duplicates != DLQDuplicateWindow {
+				t.Errorf("DLQ: max age %v duplicates %v", dlq.MaxAge, dlq.Duplicates)
+			}
+			for _, c := range all {
+				if c.Replicas != tt.wantReplicas || c.Storage != tt.wantStorage {
+					t.Errorf("%s: replicas %d storage %v, want %d %v", c.Name, c.Replicas, c.Storage, tt.wantReplicas, tt.wantStorage)
+				}
+			}
+		})
+	}
+}
+
+func names(cfgs []jetstream.StreamConfig) []string {
+	var out []string
+	for _, c := range cfgs {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+func TestConsumerConfig(t *testing.T) {
+	tests := []struct {
+		name, filter, stream string
+	}{
+		{name: DurableRouter, filter: ClerkSubjectsAll, stream: StreamClerk},
+		{name: DurableSink, filter: NovuTriggerSubjectsAll, stream: StreamNovu},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := ConsumerConfig(tt.name)
+			if c.Durable != tt.name || c.FilterSubject != tt.filter {
+				t.Errorf("durable %q filter %q", c.Durable, c.FilterSubject)
+			}
+			if c.AckPolicy != jetstream.AckExplicitPolicy || c.DeliverPolicy != jetstream.DeliverAllPolicy {
+				t.Errorf("ack %v deliver %v", c.AckPolicy, c.DeliverPolicy)
+			}
+			if c.MaxDeliver != -1 || c.AckWait != 30*time.Second || c.MaxAckPending != 1024 {
+				t.Errorf("max deliver %d ack wait %v max ack pending %d", c.MaxDeliver, c.AckWait, c.MaxAckPending)
+			}
+			if got := ConsumerStream(tt.name); got != tt.stream {
+				t.Errorf("ConsumerStream = %q, want %q", got, tt.stream)
+			}
+			c = ConsumerConfig(tt.name, WithAckWait(time.Second), WithMaxAckPending(8), WithMaxDeliver(5))
+			if c.AckWait != time.Second || c.MaxAckPending != 8 || c.MaxDeliver != 5 {
+				t.Errorf("options not applied: %+v", c)
+			}
+		})
+	}
+}
