@@ -72,7 +72,7 @@ func (e *Env) NATS() NATSConfig {
 		e.Fail("NATS auth", "set only one of NATS_CREDS, NATS_NKEY, NATS_USER/NATS_PASSWORD, NATS_TOKEN")
 	}
 	passwordSet := e.getenv("NATS_PASSWORD") != "" || e.Lookup("NATS_PASSWORD_FILE") != ""
-	if (c.User == "") != passwordSet {
+	if (c.User != "") != passwordSet {
 		e.Fail("NATS_USER", "NATS_USER and NATS_PASSWORD go together")
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
