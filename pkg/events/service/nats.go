@@ -71,8 +71,8 @@ func (e *Env) NATS() NATSConfig {
 	if methods > 1 {
 		e.Fail("NATS auth", "set only one of NATS_CREDS, NATS_NKEY, NATS_USER/NATS_PASSWORD, NATS_TOKEN")
 	}
-	passwordSet := e.getenv("NATS_PASSWORD") != "" || e.Lookup("NATS_PASSWORD_FILE") != ""
-	if (c.User != "") != passwordSet {
+	pw, pwFile := e.getenv("NATS_PASSWORD") != "", e.Lookup("NATS_PASSWORD_FILE") != ""
+	if !(pw && pwFile) && (c.User != "") != (pw || pwFile) { // both set is reported by Secret
 		e.Fail("NATS_USER", "NATS_USER and NATS_PASSWORD go together")
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
