@@ -1,0 +1,177 @@
+package app
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/clerknovu/pipeline/pkg/events/service"
+	"github.com/clerknovu/pipeline/services/receiver/internal/httpapi"
+	"github.com/clerknovu/pipeline/services/receiver/internal/verify"
+)
+
+// Defaults of [Config].
+const (
+	// DefaultAddr is RECEIVER_ADDR's default.
+	DefaultAddr = ":8080"
+	// DefaultPath is RECEIVER_PATH's default.
+	DefaultPath = "/webhooks/clerk"
+	// DefaultMaxBodyBytes is RECEIVER_MAX_BODY_BYTES's default: 1 MiB.
+	DefaultMaxBodyBytes = httpapi.DefaultMaxBodyBytes
+	// DefaultPublishTimeout is RECEIVER_PUBLISH_TIMEOUT's default.
+	DefaultPublishTimeout = httpapi.DefaultPublishTimeout
+	// DefaultMaxPending is RECEIVER_MAX_PENDING's default.
+	DefaultMaxPending = 4096
+	// DefaultShutdownTimeout is RECEIVER_SHUTDOWN_TIMEOUT's default.
+	DefaultShutdownTimeout = 15 * time.Second
+)
+
+// svixDeadline is how long Svix waits for an answer before it counts a failure.
+const svixDeadline = 15 * time.Second
+
+// Secrets holds webhook signing secrets. It prints as a count, never the values.
+type Secrets []string
+
+// String returns "[n secrets]".
+func (s Secrets) String() string { return fmt.Sprintf("[%d secrets]", len(s)) }
+
+// GoString is String, for %#v.
+func (s Secrets) GoString() string { return s.String() }
+
+// Config is the receiver's configuration. Zero fields take the defaults
+// below, so a Config built in code needs only Secrets and NATS.
+type Config struct {
+	// Secrets are the whsec_ signing secrets of the Clerk endpoint, several
+	// during a rotation (CLERK_WEBHOOK_SIGNING_SECRET or
+	// CLERK_WEBHOOK_SIGNING_SECRET_FILE, separated by commas or spaces; required).
+	Secrets Secrets
+	// Addr is the HTTP listen address (RECEIVER_ADDR, default ":8080").
+	Addr string
+	// Path is the webhook path (RECEIVER_PATH, default "/webhooks/clerk").
+	Path string
+	// MaxBodyBytes caps a webhook body; larger ones get 413
+	// (RECEIVER_MAX_BODY_BYTES, default 1048576).
+	MaxBodyBytes int64
+	// PublishTimeout bounds the wait for a PubAck before answering 503; it
+	// must stay under Svix's 15 s deadline (RECEIVER_PUBLISH_TIMEOUT, default 5s).
+	PublishTimeout time.Duration
+	// MaxPending bounds the publishes awaiting a PubAck; beyond it requests
+	// get 503 (RECEIVER_MAX_PENDING, default 4096).
+	MaxPending int
+	// ShutdownTimeout bounds the graceful shutdown: finishing in-flight
+	// requests, then draining NATS (RECEIVER_SHUTDOWN_TIMEOUT, default 15s).
+	ShutdownTimeout time.Duration
+	// NATS says how to reach NATS and shape the streams (NATS_*, STREAM_*).
+	NATS service.NATSConfig
+	// Log is the log level and format (LOG_LEVEL, LOG_FORMAT).
+	Log service.LogConfig
+}
+
+// LoadConfig reads the configuration from getenv (os.Getenv in main). Its
+// error lists every problem, one per line, naming the variable to fix;
+// [service.OneLine] joins them for the one line printed at start.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	env := service.NewEnv(getenv)
+	c := Config{
+		Addr:            env.String("RECEIVER_ADDR", DefaultAddr),
+		Path:            env.String("RECEIVER_PATH", DefaultPath),
+		MaxBodyBytes:    int64(env.Int("RECEIVER_MAX_BODY_BYTES", DefaultMaxBodyBytes, 1)),
+		PublishTimeout:  env.Duration("RECEIVER_PUBLISH_TIMEOUT", DefaultPublishTimeout),
+		MaxPending:      env.Int("RECEIVER_MAX_PENDING", DefaultMaxPending, 1),
+		ShutdownTimeout: env.Duration("RECEIVER_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout),
+		NATS:            env.NATS(),
+		Log:             env.Log(),
+	}
+	c.Secrets = loadSecrets(env)
+	c.validate(env)
+	if err := env.Err(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// secretVar names the signing secret variable (or secretVar_FILE).
+const secretVar = "CLERK_WEBHOOK_SIGNING_SECRET"
+
+// loadSecrets reads and parses the signing secrets, recording any problem
+// in env without ever echoing a secret.
+func loadSecrets(env *service.Env) Secrets {
+	raw := env.Secret(secretVar) // fails by itself when both are set or the file is unreadable
+	file := env.Lookup(secretVar + "_FILE")
+	switch {
+	case raw != "":
+		secrets, err := verify.ParseSecrets(raw)
+		if err != nil {
+			env.Fail(secretVar, "%v", err)
+		}
+		return secrets
+	case file == "":
+		env.Required(secretVar, "", "the whsec_... signing secret of the Clerk webhook endpoint, or "+secretVar+"_FILE")
+	case env.Lookup(secretVar) == "":
+		if _, err := os.Stat(file); err == nil {
+			env.Fail(secretVar+"_FILE", "%q is empty", file)
+		}
+	}
+	return nil
+}
+
+// Validate checks a Config built in code, after applying the defaults to
+// zero fields, with the same rules as [LoadConfig].
+func (c Config) Validate() error {
+	c.setDefaults()
+	env := service.NewEnv(func(string) string { return "" })
+	if len(c.Secrets) == 0 {
+		env.Fail(secretVar, "required (the whsec_... signing secret of the Clerk webhook endpoint)")
+	} else if _, err := verify.New(c.Secrets); err != nil {
+		env.Fail(secretVar, "%v", err)
+	}
+	c.validate(env)
+	return env.Err()
+}
+
+// validate records the problems of the non-secret fields in env.
+func (c Config) validate(env *service.Env) {
+	switch {
+	case !strings.HasPrefix(c.Path, "/"):
+		env.Fail("RECEIVER_PATH", "want a path starting with /, got %q", c.Path)
+	case strings.ContainsAny(c.Path, "{} \t\r\n?#"):
+		env.Fail("RECEIVER_PATH", "want a plain path without wildcards, spaces, ? or #, got %q", c.Path)
+	case c.Path == "/healthz" || c.Path == "/readyz" || c.Path == "/metrics":
+		env.Fail("RECEIVER_PATH", "%s is taken by the probes and metrics", c.Path)
+	}
+	if c.MaxBodyBytes < 1 {
+		env.Fail("RECEIVER_MAX_BODY_BYTES", "want at least 1, got %d", c.MaxBodyBytes)
+	}
+	if c.PublishTimeout >= svixDeadline {
+		env.Fail("RECEIVER_PUBLISH_TIMEOUT", "want less than Svix's %s deadline, got %s", svixDeadline, c.PublishTimeout)
+	}
+	if c.MaxPending < 1 {
+		env.Fail("RECEIVER_MAX_PENDING", "want at least 1, got %d", c.MaxPending)
+	}
+}
+
+// setDefaults fills zero fields.
+func (c *Config) setDefaults() {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.Path == "" {
+		c.Path = DefaultPath
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = DefaultPublishTimeout
+	}
+	if c.MaxPending == 0 {
+		c.MaxPending = DefaultMaxPending
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.NATS.URL == "" {
+		c.NATS.URL = service.DefaultNATSURL
+	}
+}

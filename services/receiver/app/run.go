@@ -1,0 +1,211 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/clerknovu/pipeline/pkg/events"
+	"github.com/clerknovu/pipeline/pkg/events/service"
+	"github.com/clerknovu/pipeline/services/receiver/internal/httpapi"
+	"github.com/clerknovu/pipeline/services/receiver/internal/verify"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Deps are what [Run] takes from its caller. Zero fields get defaults.
+type Deps struct {
+	// Logger logs; nil discards.
+	Logger *slog.Logger
+	// Telemetry traces; zero is [service.NoTelemetry]. Run does not shut it
+	// down: main does, after Run returns, so the last spans are flushed.
+	Telemetry service.Telemetry
+	// Registry receives the receiver's metrics and is served on /metrics;
+	// nil is a new [service.NewRegistry].
+	Registry *prometheus.Registry
+	// Listener, when set, is served instead of listening on Config.Addr
+	// (tests and the devstack pass 127.0.0.1:0). Run closes it.
+	Listener net.Listener
+}
+
+func (d *Deps) setDefaults() {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	none := service.NoTelemetry()
+	if d.Telemetry.TracerProvider == nil {
+		d.Telemetry.TracerProvider = none.TracerProvider
+	}
+	if d.Telemetry.Propagator == nil {
+		d.Telemetry.Propagator = none.Propagator
+	}
+	if d.Registry == nil {
+		d.Registry = service.NewRegistry()
+	}
+}
+
+// connName is the receiver's NATS connection name.
+const connName = "clerk-receiver"
+
+// Run serves the receiver until ctx is done, then shuts down gracefully and
+// returns nil. Startup problems (invalid configuration, a listen error) are
+// returned at once.
+//
+// NATS need not be up at start: the connection retries forever, webhooks get
+// 503 and /readyz is 503 until it is connected and stream CLERK answers. When
+// cfg.NATS.Provision is set, the streams are created or updated in the
+// background, retrying with backoff until that succeeds, so the receiver
+// never crash-loops while NATS is away.
+//
+// On shutdown it stops accepting connections, lets in-flight webhooks finish
+// (each waits at most PublishTimeout for its PubAck), then drains the NATS
+// connection, all within ShutdownTimeout.
+func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
+	// Until serving starts, an error return closes what was opened.
+	var nc *nats.Conn
+	ln, serving := deps.Listener, false
+	defer func() {
+		if !serving {
+			if ln != nil {
+				_ = ln.Close()
+			}
+			if nc != nil {
+				nc.Close()
+			}
+		}
+	}()
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	deps.setDefaults()
+	log := deps.Logger
+	verifier, err := verify.New(cfg.Secrets)
+	if err != nil {
+		return err
+	}
+	metrics, err := httpapi.NewMetrics(deps.Registry)
+	if err != nil {
+		return err
+	}
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+			return fmt.Errorf("RECEIVER_ADDR: listen on %s: %w", cfg.Addr, err)
+		}
+	}
+	// With NATS down, Connect returns at once and keeps retrying in the background.
+	nc, err = service.Connect(cfg.NATS, connName, log,
+		nats.ConnectHandler(func(nc *nats.Conn) { log.Info("nats connected", "url", nc.ConnectedUrlRedacted()) }))
+	if err != nil {
+		return err
+	}
+	if !nc.IsConnected() {
+		log.Warn("nats not reachable yet; answering 503 until it is, retrying in the background")
+	}
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(cfg.MaxPending),
+		// Also clears futures nobody waits for any more (a request that timed out).
+		jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout))
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	webhook, err := httpapi.New(httpapi.Options{
+		Verifier:       verifier,
+		Publisher:      js,
+		Metrics:        metrics,
+		Logger:         log,
+		TracerProvider: deps.Telemetry.TracerProvider,
+		Propagator:     deps.Telemetry.Propagator,
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		PublishTimeout: cfg.PublishTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	service.RegisterOps(mux, deps.Registry, service.NATSCheck(nc, js, events.StreamClerk))
+	mux.Handle(cfg.Path, webhook)
+	// BaseContext stays the default: cancelling ctx must not abort in-flight
+	// webhooks, which Shutdown lets finish.
+	srv := service.NewHTTPServer(cfg.Addr, mux)
+	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+
+	bgCtx, stopBackground := context.WithCancel(context.Background())
+	defer stopBackground()
+	var background sync.WaitGroup
+	if cfg.NATS.Provision {
+		background.Go(func() { provision(bgCtx, nc, js, cfg.NATS.StreamOptions(), log) })
+	}
+	served := make(chan error, 1)
+	serving = true
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("receiver listening", "addr", ln.Addr().String(), "path", cfg.Path,
+		"max_body_bytes", cfg.MaxBodyBytes, "publish_timeout", cfg.PublishTimeout.String(), "secrets", len(cfg.Secrets))
+
+	select {
+	case <-ctx.Done():
+		log.Info("receiver shutting down")
+	case err = <-served:
+		served <- nil
+		err = fmt.Errorf("serve http: %w", err)
+		log.Error("receiver stopped serving", "err", err)
+	}
+	deadline := time.Now().Add(cfg.ShutdownTimeout)
+	shutdownCtx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if serr := srv.Shutdown(shutdownCtx); serr != nil {
+		_ = srv.Close()
+		err = errors.Join(err, fmt.Errorf("http shutdown: %w", serr))
+	}
+	if serr := <-served; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, fmt.Errorf("serve http: %w", serr))
+	}
+	stopBackground()
+	background.Wait()
+	// A connection that is down has nothing to flush: no reconnect buffer.
+	if derr := service.Drain(nc, max(time.Until(deadline), time.Second)); derr != nil && !errors.Is(derr, nats.ErrConnectionReconnecting) {
+		err = errors.Join(err, derr)
+	}
+	log.Info("receiver stopped")
+	return err
+}
+
+var errNotConnected = errors.New("nats not connected")
+
+// provisionMaxBackoff caps the wait between two provisioning attempts, so
+// the streams are created soon after NATS comes back.
+const provisionMaxBackoff = 2 * time.Second
+
+// provision creates or updates the streams, retrying until it succeeds or
+// ctx ends. It logs the first failure and then every power-of-two attempt.
+func provision(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, opts []events.StreamOption, log *slog.Logger) {
+	wait := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := errNotConnected
+		if nc.IsConnected() {
+			err = service.Provision(ctx, js, opts...)
+		}
+		if err == nil {
+			log.Info("streams provisioned", "attempts", attempt)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if attempt&(attempt-1) == 0 {
+			log.Warn("cannot provision the streams yet, retrying", "attempt", attempt, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, provisionMaxBackoff)
+	}
+}

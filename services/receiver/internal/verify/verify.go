@@ -1,0 +1,171 @@
+package verify
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	svix "github.com/svix/svix-webhooks/go"
+)
+
+// Tolerance is how far a delivery's timestamp may be from now, either way,
+// as in the Svix libraries: it bounds replays of a captured delivery.
+const Tolerance = 5 * time.Minute
+
+// Verification errors. Each is safe to return to the caller.
+var (
+	// ErrMissingHeaders reports a request without the id, timestamp or
+	// signature header (svix-* or webhook-*).
+	ErrMissingHeaders = errors.New("missing signature headers")
+	// ErrInvalidTimestamp reports a timestamp header that is not Unix seconds.
+	ErrInvalidTimestamp = errors.New("invalid timestamp header")
+	// ErrTimestampTooOld reports a timestamp more than [Tolerance] in the past.
+	ErrTimestampTooOld = errors.New("timestamp too old")
+	// ErrTimestampTooNew reports a timestamp more than [Tolerance] in the future.
+	ErrTimestampTooNew = errors.New("timestamp too new")
+	// ErrNoMatchingSignature reports that no v1 signature of the request
+	// matches the body under any configured secret.
+	ErrNoMatchingSignature = errors.New("no matching signature")
+)
+
+// Headers are the three signature headers of a delivery, read by the
+// transport from svix-id, svix-timestamp and svix-signature, or from their
+// webhook-* equivalents (Standard Webhooks names).
+type Headers struct {
+	// ID is the message id, stable across Svix's retries.
+	ID string
+	// Timestamp is the delivery attempt's time in Unix seconds, as sent.
+	Timestamp string
+	// Signature is a space-separated list of "<version>,<base64>" signatures.
+	Signature string
+}
+
+// Verifier verifies deliveries against one or more signing secrets.
+// It is safe for concurrent use.
+type Verifier struct {
+	signers []*svix.Webhook
+}
+
+// New returns a [Verifier] accepting a signature made with any of secrets
+// (whsec_<base64>, or bare base64 as the Svix library accepts). It fails with
+// an error wrapping [ErrInvalidSecret] when secrets is empty or one is malformed.
+func New(secrets []string) (*Verifier, error) {
+	if len(secrets) == 0 {
+		return nil, fmt.Errorf("%w: no secret given", ErrInvalidSecret)
+	}
+	v := &Verifier{signers: make([]*svix.Webhook, 0, len(secrets))}
+	for i, secret := range secrets {
+		wh, err := newWebhook(secret)
+		if err != nil {
+			return nil, fmt.Errorf("secret %d of %d: %w", i+1, len(secrets), err)
+		}
+		v.signers = append(v.signers, wh)
+	}
+	return v, nil
+}
+
+// Verify checks that body, exactly as received, was signed for h at a time
+// within [Tolerance] of now. Only v1 signatures count; other versions (such as
+// the asymmetric v1a) are ignored. It returns nil or an error wrapping one of
+// the sentinel errors of this package.
+func (v *Verifier) Verify(h Headers, body []byte, now time.Time) error {
+	if h.ID == "" || h.Timestamp == "" || h.Signature == "" {
+		return fmt.Errorf("%w: %s", ErrMissingHeaders, missing(h))
+	}
+	sec, err := strconv.ParseInt(h.Timestamp, 10, 64)
+	if err != nil {
+		return fmt.Errorf("%w: want Unix seconds", ErrInvalidTimestamp)
+	}
+	ts := time.Unix(sec, 0)
+	if age := now.Sub(ts); age > Tolerance {
+		return fmt.Errorf("%w: %s old, more than %s", ErrTimestampTooOld, age.Truncate(time.Second), Tolerance)
+	}
+	if ts.Unix() > now.Add(Tolerance).Unix() {
+		return fmt.Errorf("%w: %s ahead, more than %s", ErrTimestampTooNew, ts.Sub(now).Truncate(time.Second), Tolerance)
+	}
+	passed := []byte(h.Signature)
+	for _, wh := range v.signers {
+		signed, err := wh.Sign(h.ID, ts, body)
+		if err != nil {
+			return fmt.Errorf("%w: cannot sign", ErrNoMatchingSignature)
+		}
+		_, want, _ := strings.Cut(signed, ",") // "v1,<base64>"
+		if matchV1(passed, []byte(want)) {
+			return nil
+		}
+	}
+	return ErrNoMatchingSignature
+}
+
+// matchV1 reports whether one of the space-separated "v1,<sig>" entries of
+// passed equals want, comparing in constant time. It splits the entries as
+// the Svix library does.
+func matchV1(passed, want []byte) bool {
+	for len(passed) > 0 {
+		var entry []byte
+		entry, passed, _ = bytes.Cut(passed, []byte{' '})
+		version, rest, ok := bytes.Cut(entry, []byte{','})
+		if !ok || string(version) != "v1" {
+			continue
+		}
+		sig, _, _ := bytes.Cut(rest, []byte{','})
+		if hmac.Equal(sig, want) {
+			return true
+		}
+	}
+	return false
+}
+
+func missing(h Headers) string {
+	var names []string
+	if h.ID == "" {
+		names = append(names, "id")
+	}
+	if h.Timestamp == "" {
+		names = append(names, "timestamp")
+	}
+	if h.Signature == "" {
+		names = append(names, "signature")
+	}
+	return strings.Join(names, ", ")
+}
+
+// Canonical names of the signature headers. Svix sends the svix-* set; the
+// Standard Webhooks names (webhook-*) are accepted too.
+const (
+	// SvixIDHeader is svix-id: the message id.
+	SvixIDHeader = "Svix-Id"
+	// SvixTimestampHeader is svix-timestamp: the attempt's Unix seconds.
+	SvixTimestampHeader = "Svix-Timestamp"
+	// SvixSignatureHeader is svix-signature: space-separated "v1,<base64>" entries.
+	SvixSignatureHeader = "Svix-Signature"
+	// WebhookIDHeader is webhook-id, the Standard Webhooks name of svix-id.
+	WebhookIDHeader = "Webhook-Id"
+	// WebhookTimestampHeader is webhook-timestamp, the Standard Webhooks name of svix-timestamp.
+	WebhookTimestampHeader = "Webhook-Timestamp"
+	// WebhookSignatureHeader is webhook-signature, the Standard Webhooks name of svix-signature.
+	WebhookSignatureHeader = "Webhook-Signature"
+)
+
+// HeadersFrom reads the signature headers through get (http.Header.Get in
+// the transport). Like the Svix library it uses the svix-* set when all three
+// are present, else the webhook-* set when all three are; otherwise it returns
+// the partial set the sender used, so [Verifier.Verify] names what is missing.
+func HeadersFrom(get func(name string) string) Headers {
+	s := Headers{ID: get(SvixIDHeader), Timestamp: get(SvixTimestampHeader), Signature: get(SvixSignatureHeader)}
+	if s.ID != "" && s.Timestamp != "" && s.Signature != "" {
+		return s
+	}
+	w := Headers{ID: get(WebhookIDHeader), Timestamp: get(WebhookTimestampHeader), Signature: get(WebhookSignatureHeader)}
+	if w.ID != "" && w.Timestamp != "" && w.Signature != "" {
+		return w
+	}
+	if s != (Headers{}) || w == (Headers{}) {
+		return s
+	}
+	return w
+}
