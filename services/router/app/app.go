@@ -1,0 +1,300 @@
+// Package app wires the router: it reads Clerk events from stream CLERK
+// (durable consumer "router", shared by every instance), routes each one with
+// the rules in force (built-in defaults, ROUTES_FILE, and the ROUTES_KV_BUCKET
+// value, watched live), and publishes one Novu trigger command per workflow on
+// novu.trigger.<workflowId> in stream NOVU. It serves /healthz, /readyz and
+// /metrics. [Run] is what main calls, and what the devstack and the full-stack
+// tests embed.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/clerknovu/pipeline/pkg/events"
+	"github.com/clerknovu/pipeline/pkg/events/service"
+	"github.com/clerknovu/pipeline/services/router/internal/consume"
+	"github.com/clerknovu/pipeline/services/router/internal/route"
+	"github.com/clerknovu/pipeline/services/router/internal/rulesource"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// ServiceName names the router in NATS connections, logs and traces.
+const ServiceName = "router"
+
+// Deps are what [Run] takes from its caller. Zero fields get defaults.
+type Deps struct {
+	// Logger receives the router's logs (default: discarded).
+	Logger *slog.Logger
+	// Telemetry traces (default: service.NoTelemetry()). Run does not shut it down.
+	Telemetry service.Telemetry
+	// Registry receives the metrics (default: service.NewRegistry()); they are
+	// unregistered when Run returns.
+	Registry *prometheus.Registry
+	// Listener, when set, serves HTTP instead of Config.Addr; Run closes it.
+	Listener net.Listener
+}
+
+func (d *Deps) setDefaults() {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Telemetry.TracerProvider == nil || d.Telemetry.Propagator == nil {
+		nt := service.NoTelemetry()
+		if d.Telemetry.TracerProvider == nil {
+			d.Telemetry.TracerProvider = nt.TracerProvider
+		}
+		if d.Telemetry.Propagator == nil {
+			d.Telemetry.Propagator = nt.Propagator
+		}
+	}
+	if d.Registry == nil {
+		d.Registry = service.NewRegistry()
+	}
+}
+
+// Run runs the router until ctx is done, then drains: it stops pulling,
+// finishes the events in flight, stops watching the rules, drains the NATS
+// connection and stops the HTTP server. It returns nil on a clean shutdown,
+// and an error when it cannot start (bad configuration, an invalid rules
+// file, a port in use). While NATS is unreachable it keeps trying, serving
+// /readyz as not ready.
+func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
+	if deps.Listener != nil {
+		defer deps.Listener.Close() // already closed by the HTTP server's shutdown, unless Run fails first
+	}
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	deps.setDefaults()
+	log := deps.Logger
+
+	reloads := rulesource.NewReloadsCounter()
+	layers := []route.Layer{route.Defaults()}
+	if cfg.RoutesFile != "" {
+		l, err := loadRulesFile(cfg.RoutesFile)
+		if err != nil {
+			return fmt.Errorf("ROUTES_FILE: %w", err)
+		}
+		layers = append(layers, l)
+		reloads.WithLabelValues(rulesource.SourceFile, rulesource.ResultOK).Inc()
+	}
+	src, err := rulesource.New(log, reloads, layers...)
+	if err != nil {
+		return err
+	}
+
+	nc, err := service.Connect(cfg.NATS, ServiceName, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if !nc.IsClosed() {
+			nc.Close()
+		}
+	}()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+
+	metrics := consume.NewMetrics()
+	consumerGauges := &consumerMetrics{Collector: service.ConsumerCollector(js, events.StreamClerk, events.DurableRouter)}
+	defer consumerGauges.off.Store(true)
+	collectors := append(metrics.Collectors(), reloads, consumerGauges)
+	for i, c := range collectors {
+		if err := deps.Registry.Register(c); err != nil {
+			for _, r := range collectors[:i] {
+				deps.Registry.Unregister(r)
+			}
+			return fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	defer func() {
+		for _, c := range collectors {
+			deps.Registry.Unregister(c)
+		}
+	}()
+
+	var consuming atomic.Bool
+	mux := http.NewServeMux()
+	service.RegisterOps(mux, deps.Registry, service.NATSCheck(nc, js, events.StreamClerk), service.Check{
+		Name: "rules",
+		Func: func(context.Context) (string, error) {
+			switch {
+			case !src.Loaded():
+				return src.Status(), errors.New("rules not loaded yet")
+			case !consuming.Load():
+				return src.Status(), errors.New("not consuming: starting or draining")
+			}
+			return src.Status(), nil
+		},
+	})
+	ln := deps.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+			return fmt.Errorf("ROUTER_ADDR: %w", err)
+		}
+	}
+	srv := service.NewHTTPServer(cfg.Addr, mux)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	stopHTTP := func() error {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			return fmt.Errorf("http shutdown: %w", err)
+		}
+		if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http: %w", err)
+		}
+		return nil
+	}
+
+	handler := consume.NewHandler(consume.Config{
+		MaxDeliver:     cfg.MaxDeliver,
+		PublishTimeout: cfg.PublishTimeout,
+		BackoffMin:     cfg.BackoffMin,
+		BackoffMax:     cfg.BackoffMax,
+		Build:          route.BuildOptions{DefaultLocale: cfg.DefaultLocale},
+	}, js, src,
+		consume.WithLogger(log),
+		consume.WithMetrics(metrics),
+		consume.WithTracing(deps.Telemetry.TracerProvider, deps.Telemetry.Propagator))
+
+	running, stopWatch, err := start(ctx, cfg, nc, js, src, handler, log)
+	if err != nil {
+		herr := stopHTTP()
+		derr := drainNATS(nc, cfg.ShutdownTimeout)
+		if ctx.Err() != nil { // stopped while starting: a clean exit
+			return errors.Join(herr, derr)
+		}
+		return errors.Join(err, herr, derr)
+	}
+	consuming.Store(true)
+	log.Info("router consuming", "stream", events.StreamClerk, "durable", events.DurableRouter,
+		"concurrency", cfg.Concurrency, "rules", src.Status(), "addr", ln.Addr().String())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		runErr = fmt.Errorf("http: %w", err)
+		served <- nil // stopHTTP reads it again
+	}
+	consuming.Store(false)
+	log.Info("router draining")
+	errs := []error{runErr}
+	errs = append(errs, running.Stop(cfg.ShutdownTimeout))
+	stopWatch()
+	errs = append(errs, drainNATS(nc, cfg.ShutdownTimeout), stopHTTP())
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	log.Info("router stopped")
+	return nil
+}
+
+// start provisions what the router needs, loads the KV rules and starts
+// consuming. It waits for NATS as long as ctx allows.
+func start(ctx context.Context, cfg Config, nc *nats.Conn, js jetstream.JetStream, src *rulesource.Source,
+	h *consume.Handler, log *slog.Logger) (*consume.Running, func(), error) {
+	if cfg.NATS.Provision {
+		if err := untilConnected(ctx, nc, log, "provision streams", func(ctx context.Context) error {
+			return service.Provision(ctx, js, cfg.NATS.StreamOptions()...)
+		}); err != nil {
+			return nil, nil, err
+		}
+	}
+	var cons jetstream.Consumer
+	if err := untilConnected(ctx, nc, log, "consumer "+events.DurableRouter, func(ctx context.Context) (err error) {
+		if cfg.NATS.Provision {
+			cons, err = js.CreateOrUpdateConsumer(ctx, events.StreamClerk,
+				events.ConsumerConfig(events.DurableRouter, events.WithAckWait(cfg.AckWait)))
+			return err
+		}
+		cons, err = js.Consumer(ctx, events.StreamClerk, events.DurableRouter)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("%w: create it or set NATS_PROVISION=true", err)
+		}
+		return err
+	}); err != nil {
+		return nil, nil, err
+	}
+	stopWatch := func() {}
+	if cfg.RoutesKVBucket != "" {
+		var kv jetstream.KeyValue
+		if err := untilConnected(ctx, nc, log, "rules bucket "+cfg.RoutesKVBucket, func(ctx context.Context) (err error) {
+			kv, err = rulesource.OpenBucket(ctx, js, cfg.RoutesKVBucket, cfg.NATS.Provision, cfg.NATS.Replicas)
+			if err != nil {
+				return err
+			}
+			stopWatch, err = src.Watch(ctx, kv)
+			return err
+		}); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		src.SetLoaded()
+	}
+	running, err := consume.Start(ctx, cons, h, cfg.Concurrency, log)
+	if err != nil {
+		stopWatch()
+		return nil, nil, err
+	}
+	return running, stopWatch, nil
+}
+
+// untilConnected runs fn, retrying while NATS is unreachable or JetStream not
+// answering yet, until ctx ends. Other errors are returned at once.
+func untilConnected(ctx context.Context, nc *nats.Conn, log *slog.Logger, what string, fn func(context.Context) error) error {
+	wait := 250 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := fn(actx)
+		cancel()
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			return fmt.Errorf("%s: %w", what, ctx.Err())
+		case nc.IsConnected() && !transient(err):
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		log.Warn("waiting for NATS", "step", what, "err", err.Error(), "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", what, ctx.Err())
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// drainNATS drains nc; a connection that is not connected (NATS down at
+// shutdown) has nothing to flush and is closed.
+func drainNATS(nc *nats.Conn, timeout time.Duration) error {
+	if !nc.IsConnected() {
+		nc.Close()
+		return nil
+	}
+	return service.Drain(nc, timeout)
+}
+
+// transient reports errors that mean "not yet": JetStream still starting or a
+// request that timed out.
+func transient(err error) bool {
+	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
+		errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrConnectionClosed) ||
+		errors.Is(err, nats.ErrConnectionReconnecting)
+}

@@ -1,0 +1,83 @@
+package route
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/clerknovu/pipeline/pkg/events"
+)
+
+// Source is what the transport knows about the message an event arrived in.
+type Source struct {
+	// SvixID identifies the webhook: the Svix-Id header, else the message's
+	// Nats-Msg-Id. It seeds every command's transactionId, so it must be
+	// stable across redeliveries and never empty.
+	SvixID string
+	// ReceivedAt is when the receiver accepted the webhook, Unix milliseconds (0 if unknown).
+	ReceivedAt int64
+}
+
+// Commands returns one trigger command per target: the recipient (the event's
+// subscriber from [Build], built once, or the rule's fixed subscriber or topic),
+// the event's data as the payload, unchanged, and the transactionId
+// [events.TransactionID](svixID, workflowID).
+//
+// It fails with [events.ErrInvalidEvent] when data is not a JSON object (Novu
+// wants an object payload) or src has no svix id, and with [Build]'s errors.
+func Commands(ev events.Event, src Source, targets []Target, opts BuildOptions) ([]events.TriggerCommand, error) {
+	if src.SvixID == "" {
+		return nil, fmt.Errorf("%w: no svix-id and no Nats-Msg-Id to derive transaction ids from", events.ErrInvalidEvent)
+	}
+	if d := bytes.TrimLeft(ev.Data, " \t\r\n"); len(d) == 0 || d[0] != '{' {
+		return nil, fmt.Errorf("%w: %s data is not a JSON object", events.ErrInvalidEvent, ev.Type)
+	}
+	var subscriber *events.Subscriber
+	cmds := make([]events.TriggerCommand, 0, len(targets))
+	for _, t := range targets {
+		var to events.Recipient
+		switch t.To.kind() {
+		case RecipientEvent:
+			if subscriber == nil {
+				s, err := Build(ev, opts)
+				if err != nil {
+					return nil, err
+				}
+				subscriber = &s
+			}
+			to.Subscriber = subscriber
+		case RecipientSubscriber:
+			to.Subscriber = &events.Subscriber{SubscriberID: t.To.SubscriberID}
+		case RecipientTopic:
+			to.Topic = &events.Topic{TopicKey: t.To.TopicKey, Exclude: t.To.Exclude}
+		}
+		cmd := events.TriggerCommand{
+			WorkflowID:     t.WorkflowID,
+			To:             to,
+			Payload:        ev.Data,
+			TransactionID:  events.TransactionID(src.SvixID, t.WorkflowID),
+			SvixID:         src.SvixID,
+			EventType:      ev.Type,
+			EventTimestamp: ev.Timestamp,
+			ReceivedAt:     src.ReceivedAt,
+		}
+		if err := cmd.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrNoRecipient, t.WorkflowID, err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	return cmds, nil
+}
+
+// Encode returns the JSON body of cmd. The payload keeps its bytes: encoding/json
+// only drops insignificant whitespace from it, and HTML characters in it
+// ('<', '>', '&' in an email body) are not escaped.
+func Encode(cmd events.TriggerCommand) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(cmd); err != nil {
+		return nil, fmt.Errorf("encode command %s: %w", cmd.WorkflowID, err)
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte{'\n'}), nil
+}
