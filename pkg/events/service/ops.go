@@ -88,13 +88,16 @@ func RegisterOps(mux *http.ServeMux, reg prometheus.Gatherer, checks ...Check) {
 }
 
 // ConsumerCollector exports a durable consumer's pending, ack-pending and
-// redelivered counts, read from the server at scrape time.
+// redelivered counts, read from the server at scrape time. The stream and
+// consumer are constant labels, so the collectors of several services (as in
+// devstack, where they share a process) register side by side in one registry.
 func ConsumerCollector(js jetstream.JetStream, stream, durable string) prometheus.Collector {
+	labels := prometheus.Labels{"stream": stream, "consumer": durable}
 	return &consumerCollector{
 		js: js, stream: stream, durable: durable,
-		pending:     prometheus.NewDesc("pipeline_consumer_pending_messages", "Messages in the stream not yet delivered to the consumer.", []string{"stream", "consumer"}, nil),
-		ackPending:  prometheus.NewDesc("pipeline_consumer_ack_pending_messages", "Messages delivered and not yet acknowledged.", []string{"stream", "consumer"}, nil),
-		redelivered: prometheus.NewDesc("pipeline_consumer_redelivered_messages", "Messages delivered more than once and not yet acknowledged.", []string{"stream", "consumer"}, nil),
+		pending:     prometheus.NewDesc("pipeline_consumer_pending_messages", "Messages in the stream not yet delivered to the consumer.", nil, labels),
+		ackPending:  prometheus.NewDesc("pipeline_consumer_ack_pending_messages", "Messages delivered and not yet acknowledged.", nil, labels),
+		redelivered: prometheus.NewDesc("pipeline_consumer_redelivered_messages", "Messages delivered more than once and not yet acknowledged.", nil, labels),
 	}
 }
 
@@ -121,9 +124,9 @@ func (c *consumerCollector) Collect(ch chan<- prometheus.Metric) {
 	if err != nil {
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(info.NumPending), c.stream, c.durable)
-	ch <- prometheus.MustNewConstMetric(c.ackPending, prometheus.GaugeValue, float64(info.NumAckPending), c.stream, c.durable)
-	ch <- prometheus.MustNewConstMetric(c.redelivered, prometheus.GaugeValue, float64(info.NumRedelivered), c.stream, c.durable)
+	ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(info.NumPending))
+	ch <- prometheus.MustNewConstMetric(c.ackPending, prometheus.GaugeValue, float64(info.NumAckPending))
+	ch <- prometheus.MustNewConstMetric(c.redelivered, prometheus.GaugeValue, float64(info.NumRedelivered))
 }
 
 // NewHTTPServer returns an http.Server with timeouts suited to webhooks and probes.

@@ -108,9 +108,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	}
 
 	metrics := consume.NewMetrics()
-	consumerGauges := &consumerMetrics{Collector: service.ConsumerCollector(js, events.StreamClerk, events.DurableRouter)}
-	defer consumerGauges.off.Store(true)
-	collectors := append(metrics.Collectors(), reloads, consumerGauges)
+	collectors := append(metrics.Collectors(), reloads, service.ConsumerCollector(js, events.StreamClerk, events.DurableRouter))
 	for i, c := range collectors {
 		if err := deps.Registry.Register(c); err != nil {
 			for _, r := range collectors[:i] {
