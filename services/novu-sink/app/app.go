@@ -1,0 +1,227 @@
+// Package app wires the novu-sink service: configuration from the
+// environment, the NATS connection and durable consumer, the Novu client, the
+// ops HTTP server, and an orderly shutdown. It is exported so the devstack,
+// the full-stack test and the benchmark can run the sink in-process.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/clerknovu/pipeline/pkg/events"
+	"github.com/clerknovu/pipeline/pkg/events/service"
+	"github.com/clerknovu/pipeline/services/novu-sink/internal/consume"
+	"github.com/clerknovu/pipeline/services/novu-sink/internal/novu"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// ServiceName names the service in NATS connections, logs and traces.
+const ServiceName = "novu-sink"
+
+// drainTimeout bounds service.Drain of the NATS connection.
+const drainTimeout = 10 * time.Second
+
+// Deps are what Run uses besides the configuration. Zero fields get defaults.
+type Deps struct {
+	// Logger gets every log line (default: discard).
+	Logger *slog.Logger
+	// Telemetry traces messages and Novu calls (default: service.NoTelemetry()).
+	Telemetry service.Telemetry
+	// Registry gets the metrics served on /metrics (default: service.NewRegistry()).
+	Registry *prometheus.Registry
+	// Listener serves the ops endpoints instead of listening on Config.Addr.
+	Listener net.Listener
+	// HTTPClient calls Novu (default: a keep-alive client tuned to
+	// Config.Concurrency). Its transport is wrapped with otelhttp; set no
+	// Timeout on it, Config.Timeout applies per request.
+	HTTPClient *http.Client
+}
+
+func (d *Deps) setDefaults() {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Telemetry.TracerProvider == nil || d.Telemetry.Propagator == nil {
+		nt := service.NoTelemetry()
+		if d.Telemetry.TracerProvider == nil {
+			d.Telemetry.TracerProvider = nt.TracerProvider
+		}
+		if d.Telemetry.Propagator == nil {
+			d.Telemetry.Propagator = nt.Propagator
+		}
+	}
+	if d.Registry == nil {
+		d.Registry = service.NewRegistry()
+	}
+}
+
+// Run runs the sink until ctx is done: it connects to NATS, provisions the
+// streams when cfg.NATS.Provision, creates or updates the durable consumer,
+// serves /healthz, /readyz and /metrics, and consumes. On ctx done it stops
+// fetching, lets the Novu calls in flight finish and settles their messages,
+// drains the NATS connection, then stops the ops server. It returns nil after
+// a clean shutdown and an error when it cannot start.
+func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	deps.setDefaults()
+	log := deps.Logger
+
+	var notifier consume.Notifier
+	if !cfg.DryRun {
+		hc := deps.HTTPClient
+		if hc == nil {
+			hc = novu.NewHTTPClient(cfg.Concurrency, deps.Telemetry.TracerProvider, deps.Telemetry.Propagator)
+		} else {
+			hc = novu.Instrument(hc, deps.Telemetry.TracerProvider, deps.Telemetry.Propagator)
+		}
+		client, err := novu.New(novu.Config{BaseURL: cfg.APIURL, SecretKey: string(cfg.SecretKey), Timeout: cfg.Timeout, HTTPClient: hc})
+		if err != nil {
+			return err
+		}
+		defer client.CloseIdleConnections()
+		notifier = client
+	}
+
+	nc, err := service.Connect(cfg.NATS, ServiceName, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if derr := service.Drain(nc, drainTimeout); derr != nil {
+			err = errors.Join(err, derr)
+		}
+	}()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+
+	sink, err := consume.New(consume.Config{
+		Concurrency:     cfg.Concurrency,
+		Bulk:            cfg.Bulk,
+		BulkMin:         cfg.BulkMin,
+		MaxDeliver:      cfg.MaxDeliver,
+		RetryBase:       cfg.RetryBase,
+		RetryMax:        cfg.RetryMax,
+		BreakerFailures: cfg.BreakerFailures,
+		BreakerOpen:     cfg.BreakerOpen,
+		RateLimit:       cfg.RateLimit,
+		AckWait:         cfg.AckWait,
+		FetchWait:       cfg.FetchWait,
+		DryRun:          cfg.DryRun,
+	}, consume.Deps{
+		Logger:         log,
+		TracerProvider: deps.Telemetry.TracerProvider,
+		Propagator:     deps.Telemetry.Propagator,
+		Registerer:     deps.Registry,
+		Notifier:       notifier,
+		Publisher:      js,
+	})
+	if err != nil {
+		return err
+	}
+	if err := deps.Registry.Register(service.ConsumerCollector(js, events.StreamNovu, events.DurableSink)); err != nil {
+		return fmt.Errorf("register consumer metrics: %w", err)
+	}
+
+	// Ops endpoints first, so /readyz tells why the sink is not consuming yet.
+	mux := http.NewServeMux()
+	service.RegisterOps(mux, deps.Registry, service.NATSCheck(nc, js, events.StreamNovu), sink.Check())
+	srv := service.NewHTTPServer(cfg.Addr, mux)
+	ln := deps.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+			return fmt.Errorf("listen on SINK_ADDR %s: %w", cfg.Addr, err)
+		}
+	}
+	srvErr := make(chan error, 1)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			srvErr <- err
+		}
+		close(srvErr)
+	}()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+
+	if cfg.NATS.Provision {
+		if err := service.Provision(ctx, js, cfg.NATS.StreamOptions()...); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+	cons, err := createConsumer(ctx, js, cfg, log)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	log.Info("novu-sink consuming", "stream", events.StreamNovu, "durable", events.DurableSink,
+		"novu_api_url", cfg.APIURL, "dry_run", cfg.DryRun, "bulk", cfg.Bulk, "concurrency", cfg.Concurrency,
+		"rate_limit", cfg.RateLimit, "addr", ln.Addr().String())
+
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- sink.Run(runCtx, cons) }()
+	select {
+	case err := <-srvErr:
+		stop()
+		<-done
+		if err != nil {
+			return fmt.Errorf("ops server: %w", err)
+		}
+		return nil
+	case err := <-done:
+		return err
+	}
+}
+
+// createConsumer creates or updates the durable consumer, retrying while NATS
+// is still coming up.
+func createConsumer(ctx context.Context, js jetstream.JetStream, cfg Config, log *slog.Logger) (jetstream.Consumer, error) {
+	cc := events.ConsumerConfig(events.DurableSink, events.WithAckWait(cfg.AckWait))
+	wait := 250 * time.Millisecond
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		cons, err := js.CreateOrUpdateConsumer(cctx, events.StreamNovu, cc)
+		cancel()
+		if err == nil {
+			return cons, nil
+		}
+		if !retriable(err) {
+			return nil, fmt.Errorf("create consumer %s on %s: %w", events.DurableSink, events.StreamNovu, err)
+		}
+		log.Warn("waiting for NATS to create the consumer", "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+func retriable(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrDisconnected) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, jetstream.ErrStreamNotFound)
+}

@@ -1,0 +1,90 @@
+package consume
+
+import (
+	"context"
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Token costs of Novu's trigger bucket.
+const (
+	singleCost = 1
+	bulkCost   = 100
+)
+
+// limiter is the client-side rate limit: a token bucket charging what Novu
+// charges (1 per trigger, 100 per bulk call), plus pauses of every call that
+// Novu asks for (429 Retry-After, RateLimit-Remaining 0 until RateLimit-Reset).
+type limiter struct {
+	lim      *rate.Limiter // nil: unlimited
+	maxPause time.Duration
+	m        *metrics
+
+	mu    sync.Mutex
+	until time.Time
+}
+
+// newLimiter allows perSecond tokens a second (0: unlimited) with a burst
+// that holds at least one bulk call.
+func newLimiter(perSecond float64, maxPause time.Duration, m *metrics) *limiter {
+	l := &limiter{maxPause: maxPause, m: m}
+	if perSecond > 0 {
+		burst := max(bulkCost, int(math.Ceil(perSecond)))
+		l.lim = rate.NewLimiter(rate.Limit(perSecond), burst)
+	}
+	return l
+}
+
+// wait blocks until a call of cost tokens may go, or ctx is done.
+func (l *limiter) wait(ctx context.Context, cost int) error {
+	start := time.Now()
+	defer func() {
+		if d := time.Since(start); d > 100*time.Microsecond {
+			l.m.rateLimitWait.Add(d.Seconds())
+		}
+	}()
+	for {
+		l.mu.Lock()
+		d := time.Until(l.until)
+		l.mu.Unlock()
+		if d <= 0 {
+			break
+		}
+		if !sleep(ctx, d) {
+			return ctx.Err()
+		}
+	}
+	if l.lim == nil {
+		return ctx.Err()
+	}
+	return l.lim.WaitN(ctx, cost)
+}
+
+// pause holds every call for d (at most maxPause) from now.
+func (l *limiter) pause(d time.Duration) {
+	d = min(d, l.maxPause)
+	until := time.Now().Add(d)
+	l.mu.Lock()
+	if until.After(l.until) {
+		l.until = until
+	}
+	l.mu.Unlock()
+}
+
+// sleep waits d or until ctx is done; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,77 @@
+package consume
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Outcome label values of sink_triggers_total.
+const (
+	outcomeDelivered    = "delivered"
+	outcomeRetried      = "retried"
+	outcomeDeadLettered = "dead_lettered"
+	outcomeDryRun       = "dry_run"
+)
+
+// Status label values of sink_triggers_total besides HTTP status codes and "error".
+const (
+	// statusNotSent marks a message given back without calling Novu: the
+	// breaker was open or the sink was stopping.
+	statusNotSent = "not_sent"
+	// statusInvalid marks a command that could not be decoded.
+	statusInvalid = "invalid"
+	// statusNone marks a dry run.
+	statusNone = "none"
+)
+
+// metrics are the sink's Prometheus collectors.
+type metrics struct {
+	triggers           *prometheus.CounterVec
+	requestDuration    *prometheus.HistogramVec
+	breakerState       prometheus.Gauge
+	breakerTransitions *prometheus.CounterVec
+	rateLimitWait      prometheus.Counter
+	endToEnd           prometheus.Histogram
+	bulkSize           prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		triggers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sink_triggers_total",
+			Help: "Trigger commands handled, by outcome (delivered, retried, dead_lettered, dry_run) and Novu HTTP status (or error, not_sent, invalid, none).",
+		}, []string{"outcome", "status"}),
+		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sink_novu_request_duration_seconds",
+			Help:    "Duration of Novu API calls, by endpoint (trigger, bulk).",
+			Buckets: prometheus.ExponentialBucketsRange(0.005, 30, 14),
+		}, []string{"endpoint"}),
+		breakerState: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sink_breaker_state",
+			Help: "State of the Novu circuit breaker: 0 closed, 1 half-open, 2 open.",
+		}),
+		breakerTransitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sink_breaker_transitions_total",
+			Help: "Novu circuit breaker state changes, by from and to state.",
+		}, []string{"from", "to"}),
+		rateLimitWait: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sink_rate_limit_wait_seconds_total",
+			Help: "Time calls spent waiting for the client-side rate limit or a Novu-requested pause.",
+		}),
+		endToEnd: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pipeline_end_to_end_seconds",
+			Help:    "From the receiver accepting the webhook to Novu accepting the trigger.",
+			Buckets: prometheus.ExponentialBucketsRange(0.001, 60, 17),
+		}),
+		bulkSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sink_bulk_events",
+			Help:    "Events per Novu bulk call.",
+			Buckets: []float64{1, 10, 25, 50, 75, 100},
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.triggers, m.requestDuration, m.breakerState, m.breakerTransitions, m.rateLimitWait, m.endToEnd, m.bulkSize} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
