@@ -6,6 +6,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -29,9 +30,10 @@ const (
 var messagingSystemNATS = semconv.MessagingSystemKey.String("nats")
 
 // StartPublish starts a producer span for publishing msg, then injects its
-// context into msg's headers, in that order, as otelhttp's transport does.
-// The caller ends the span once the PubAck (or error) is known.
-func StartPublish(ctx context.Context, tracer trace.Tracer, msg *nats.Msg, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+// context into msg's headers with prop (nil: otel.GetTextMapPropagator()), in
+// that order, as otelhttp's transport does. The caller ends the span once the
+// PubAck (or error) is known.
+func StartPublish(ctx context.Context, tracer trace.Tracer, prop propagation.TextMapPropagator, msg *nats.Msg, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
 	ctx, span := tracer.Start(ctx, "send "+msg.Subject,
 		trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(messagingSystemNATS,
@@ -40,14 +42,15 @@ func StartPublish(ctx context.Context, tracer trace.Tracer, msg *nats.Msg, attrs
 			semconv.MessagingOperationName("publish")),
 		trace.WithAttributes(attrs...),
 	)
-	Inject(ctx, msg)
+	Inject(ctx, msg, WithPropagator(prop))
 	return ctx, span
 }
 
-// StartProcess extracts the trace context from a consumed message's headers and
-// starts a consumer span under it. The caller ends the span.
-func StartProcess(ctx context.Context, tracer trace.Tracer, subject string, h nats.Header, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
-	ctx = Extract(ctx, h)
+// StartProcess extracts the trace context from a consumed message's headers
+// with prop (nil: otel.GetTextMapPropagator()) and starts a consumer span under
+// it. The caller ends the span.
+func StartProcess(ctx context.Context, tracer trace.Tracer, prop propagation.TextMapPropagator, subject string, h nats.Header, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	ctx = Extract(ctx, h, WithPropagator(prop))
 	return tracer.Start(ctx, "process "+subject,
 		trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(messagingSystemNATS,

@@ -66,6 +66,9 @@ type Config struct {
 	NATS service.NATSConfig
 	// Log is the log level and format (LOG_LEVEL, LOG_FORMAT).
 	Log service.LogConfig
+	// DebugAddr, when set, serves net/http/pprof on this separate address,
+	// e.g. 127.0.0.1:6060; keep it private (RECEIVER_DEBUG_ADDR, default off).
+	DebugAddr string
 }
 
 // LoadConfig reads the configuration from getenv (os.Getenv in main). Its
@@ -82,6 +85,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		ShutdownTimeout: env.Duration("RECEIVER_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout),
 		NATS:            env.NATS(),
 		Log:             env.Log(),
+		DebugAddr:       env.Lookup("RECEIVER_DEBUG_ADDR"),
 	}
 	c.Secrets = loadSecrets(env)
 	c.validate(env)

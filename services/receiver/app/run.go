@@ -136,6 +136,13 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	srv := service.NewHTTPServer(cfg.Addr, mux)
 	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 
+	if cfg.DebugAddr != "" {
+		stopDebug, err := startDebug(cfg.DebugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+	}
 	bgCtx, stopBackground := context.WithCancel(context.Background())
 	defer stopBackground()
 	var background sync.WaitGroup

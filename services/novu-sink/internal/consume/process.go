@@ -47,8 +47,7 @@ func (s *Sink) prepare(runCtx context.Context, msg jetstream.Msg) *item {
 		it.deliveries, it.sequence = meta.NumDelivered, meta.Sequence.Stream
 	}
 	// Calls, acks and dead letters finish even when the sink is stopping.
-	ctx := events.Extract(context.WithoutCancel(runCtx), msg.Headers(), events.WithPropagator(s.prop))
-	it.ctx, it.span = events.StartProcess(ctx, s.tracer, msg.Subject(), msg.Headers(),
+	it.ctx, it.span = events.StartProcess(context.WithoutCancel(runCtx), s.tracer, s.prop, msg.Subject(), msg.Headers(),
 		deliveredKey.Int64(int64(it.deliveries)))
 	cmd, err := events.ParseCommand(msg.Data())
 	if err != nil {

@@ -222,10 +222,8 @@ func (h *handler) receive(w http.ResponseWriter, r *http.Request, buf *bytes.Buf
 		return id, nil, true, err
 	}
 	msg := newMsg(subject, body, sig, ev.Type, now)
-	ctx, span := events.StartPublish(r.Context(), h.tracer, msg,
+	ctx, span := events.StartPublish(r.Context(), h.tracer, h.Propagator, msg,
 		events.SvixIDKey.String(sig.ID), events.EventTypeKey.String(ev.Type))
-	// StartPublish injects with the global propagator; inject ours explicitly.
-	events.Inject(ctx, msg, events.WithPropagator(h.Propagator))
 	start := time.Now()
 	ack, settled, err = h.publish(ctx, msg)
 	h.Metrics.publishDuration.Observe(time.Since(start).Seconds())

@@ -176,8 +176,7 @@ var errDeliveries = errors.New("gave up")
 // outcome is in the metrics, the logs and the span.
 func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) {
 	d := newDelivery(msg)
-	ctx = events.Extract(ctx, msg.Headers(), events.WithPropagator(h.propagator))
-	ctx, span := events.StartProcess(ctx, h.tracer, msg.Subject(), msg.Headers(),
+	ctx, span := events.StartProcess(ctx, h.tracer, h.propagator, msg.Subject(), msg.Headers(),
 		events.SvixIDKey.String(d.svixID), events.EventTypeKey.String(d.eventType))
 	err := h.process(ctx, msg, &d)
 	outcome, spanErr := h.settle(ctx, msg, &d, err)
@@ -271,10 +270,9 @@ func (h *Handler) publish(ctx context.Context, c events.TriggerCommand, src nats
 	if v := src.Get(events.ReceivedAtHeader); v != "" {
 		m.Header.Set(events.ReceivedAtHeader, v)
 	}
-	ctx, span := events.StartPublish(ctx, h.tracer, m, events.WorkflowIDKey.String(c.WorkflowID), events.TransactionIDKey.String(c.TransactionID),
+	ctx, span := events.StartPublish(ctx, h.tracer, h.propagator, m, events.WorkflowIDKey.String(c.WorkflowID), events.TransactionIDKey.String(c.TransactionID),
 		events.SvixIDKey.String(c.SvixID), events.EventTypeKey.String(c.EventType))
 	defer func() { events.EndSpan(span, err) }()
-	events.Inject(ctx, m, events.WithPropagator(h.propagator))
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.PublishTimeout)
 	defer cancel()
 	ack, err := h.pub.PublishMsg(ctx, m, jetstream.WithExpectStream(events.StreamNovu))
@@ -334,8 +332,7 @@ func (h *Handler) deadLetter(ctx context.Context, msg jetstream.Msg, d *delivery
 		SourceSequence: d.sequence,
 	}
 	m := dl.Msg(msg.Data(), msg.Headers())
-	ctx, span := events.StartPublish(ctx, h.tracer, m, events.SvixIDKey.String(d.svixID), events.EventTypeKey.String(d.eventType))
-	events.Inject(ctx, m, events.WithPropagator(h.propagator))
+	ctx, span := events.StartPublish(ctx, h.tracer, h.propagator, m, events.SvixIDKey.String(d.svixID), events.EventTypeKey.String(d.eventType))
 	pctx, cancel := context.WithTimeout(ctx, h.cfg.PublishTimeout)
 	_, err := h.pub.PublishMsg(pctx, m, jetstream.WithExpectStream(events.StreamDLQ))
 	cancel()
