@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/clerknovu/pipeline/pkg/events/service"
 	novusink "github.com/clerknovu/pipeline/services/novu-sink/app"
 	receiver "github.com/clerknovu/pipeline/services/receiver/app"
 	router "github.com/clerknovu/pipeline/services/router/app"
@@ -40,7 +41,7 @@ func (st *Stack) components(o Options, getenv func(string) string) ([]component,
 			return router.Run(ctx, tc, router.Deps{Logger: d.logger, Telemetry: d.telemetry, Registry: d.registry, Listener: d.listener})
 		}},
 		{name: "novu-sink", addr: o.SinkAddr, run: func(ctx context.Context, d deps) error {
-			return novusink.Run(ctx, sc, novusink.Deps{Logger: d.logger, Telemetry: d.telemetry, Registry: d.registry, Listener: d.listener})
+			return novusink.Run(ctx, sc, novusink.Deps{Deps: service.Deps{Logger: d.logger, Telemetry: d.telemetry, Registry: d.registry, Listener: d.listener}})
 		}},
 	}, nil
 }

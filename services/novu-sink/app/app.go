@@ -19,7 +19,6 @@ import (
 	"github.com/clerknovu/pipeline/services/novu-sink/internal/novu"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // ServiceName names the service in NATS connections, logs and traces.
@@ -30,36 +29,11 @@ const drainTimeout = 10 * time.Second
 
 // Deps are what Run uses besides the configuration. Zero fields get defaults.
 type Deps struct {
-	// Logger gets every log line (default: discard).
-	Logger *slog.Logger
-	// Telemetry traces messages and Novu calls (default: service.NoTelemetry()).
-	Telemetry service.Telemetry
-	// Registry gets the metrics served on /metrics (default: service.NewRegistry()).
-	Registry *prometheus.Registry
-	// Listener serves the ops endpoints instead of listening on Config.Addr.
-	Listener net.Listener
+	service.Deps
 	// HTTPClient calls Novu (default: a keep-alive client tuned to
 	// Config.Concurrency). Its transport is wrapped with otelhttp; set no
 	// Timeout on it, Config.Timeout applies per request.
 	HTTPClient *http.Client
-}
-
-func (d *Deps) setDefaults() {
-	if d.Logger == nil {
-		d.Logger = slog.New(slog.DiscardHandler)
-	}
-	if d.Telemetry.TracerProvider == nil || d.Telemetry.Propagator == nil {
-		nt := service.NoTelemetry()
-		if d.Telemetry.TracerProvider == nil {
-			d.Telemetry.TracerProvider = nt.TracerProvider
-		}
-		if d.Telemetry.Propagator == nil {
-			d.Telemetry.Propagator = nt.Propagator
-		}
-	}
-	if d.Registry == nil {
-		d.Registry = service.NewRegistry()
-	}
 }
 
 // Run runs the sink until ctx is done: it connects to NATS, provisions the
@@ -72,7 +46,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	deps.setDefaults()
+	deps.Deps = deps.Deps.WithDefaults()
 	log := deps.Logger
 
 	var notifier consume.Notifier

@@ -72,7 +72,7 @@ func start(t *testing.T, natsURL string, vars map[string]string, tel service.Tel
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, cfg, Deps{Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Telemetry: tel, Listener: ln})
+		done <- Run(ctx, cfg, Deps{Deps: service.Deps{Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Telemetry: tel, Listener: ln}})
 	}()
 	var once sync.Once
 	var runErr error

@@ -16,42 +16,13 @@ import (
 	"github.com/clerknovu/pipeline/services/receiver/internal/verify"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Deps are what [Run] takes from its caller. Zero fields get defaults.
-type Deps struct {
-	// Logger logs; nil discards.
-	Logger *slog.Logger
-	// Telemetry traces; zero is [service.NoTelemetry]. Run does not shut it
-	// down: main does, after Run returns, so the last spans are flushed.
-	Telemetry service.Telemetry
-	// Registry receives the receiver's metrics and is served on /metrics;
-	// nil is a new [service.NewRegistry].
-	Registry *prometheus.Registry
-	// Listener, when set, is served instead of listening on Config.Addr
-	// (tests and the devstack pass 127.0.0.1:0). Run closes it.
-	Listener net.Listener
-}
+// Deps are what [Run] takes from its caller; zero fields get defaults.
+type Deps = service.Deps
 
-func (d *Deps) setDefaults() {
-	if d.Logger == nil {
-		d.Logger = slog.New(slog.DiscardHandler)
-	}
-	none := service.NoTelemetry()
-	if d.Telemetry.TracerProvider == nil {
-		d.Telemetry.TracerProvider = none.TracerProvider
-	}
-	if d.Telemetry.Propagator == nil {
-		d.Telemetry.Propagator = none.Propagator
-	}
-	if d.Registry == nil {
-		d.Registry = service.NewRegistry()
-	}
-}
-
-// connName is the receiver's NATS connection name.
-const connName = "clerk-receiver"
+// ServiceName names the receiver in NATS connections, logs and traces.
+const ServiceName = "receiver"
 
 // Run serves the receiver until ctx is done, then shuts down gracefully and
 // returns nil. Startup problems (invalid configuration, a listen error) are
@@ -84,7 +55,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	deps.setDefaults()
+	deps = deps.WithDefaults()
 	log := deps.Logger
 	verifier, err := verify.New(cfg.Secrets)
 	if err != nil {
@@ -100,7 +71,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 		}
 	}
 	// With NATS down, Connect returns at once and keeps retrying in the background.
-	nc, err = service.Connect(cfg.NATS, connName, log,
+	nc, err = service.Connect(cfg.NATS, ServiceName, log,
 		nats.ConnectHandler(func(nc *nats.Conn) { log.Info("nats connected", "url", nc.ConnectedUrlRedacted()) }))
 	if err != nil {
 		return err

@@ -24,42 +24,13 @@ import (
 	"github.com/clerknovu/pipeline/services/router/internal/rulesource"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // ServiceName names the router in NATS connections, logs and traces.
 const ServiceName = "router"
 
-// Deps are what [Run] takes from its caller. Zero fields get defaults.
-type Deps struct {
-	// Logger receives the router's logs (default: discarded).
-	Logger *slog.Logger
-	// Telemetry traces (default: service.NoTelemetry()). Run does not shut it down.
-	Telemetry service.Telemetry
-	// Registry receives the metrics (default: service.NewRegistry()); they are
-	// unregistered when Run returns.
-	Registry *prometheus.Registry
-	// Listener, when set, serves HTTP instead of Config.Addr; Run closes it.
-	Listener net.Listener
-}
-
-func (d *Deps) setDefaults() {
-	if d.Logger == nil {
-		d.Logger = slog.New(slog.DiscardHandler)
-	}
-	if d.Telemetry.TracerProvider == nil || d.Telemetry.Propagator == nil {
-		nt := service.NoTelemetry()
-		if d.Telemetry.TracerProvider == nil {
-			d.Telemetry.TracerProvider = nt.TracerProvider
-		}
-		if d.Telemetry.Propagator == nil {
-			d.Telemetry.Propagator = nt.Propagator
-		}
-	}
-	if d.Registry == nil {
-		d.Registry = service.NewRegistry()
-	}
-}
+// Deps are what [Run] takes from its caller; zero fields get defaults.
+type Deps = service.Deps
 
 // Run runs the router until ctx is done, then drains: it stops pulling,
 // finishes the events in flight, stops watching the rules, drains the NATS
@@ -75,7 +46,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	deps.setDefaults()
+	deps = deps.WithDefaults()
 	log := deps.Logger
 
 	reloads := rulesource.NewReloadsCounter()

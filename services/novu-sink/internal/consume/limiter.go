@@ -63,6 +63,21 @@ func (l *limiter) wait(ctx context.Context, cost int) error {
 	return l.lim.WaitN(ctx, cost)
 }
 
+// awaitTokens waits until n tokens are available, without taking them, or
+// until ctx is done. It returns at once when there is no rate limit.
+func (l *limiter) awaitTokens(ctx context.Context, n int) {
+	if l.lim == nil {
+		return
+	}
+	for ctx.Err() == nil {
+		missing := float64(n) - l.lim.Tokens()
+		if missing <= 0 {
+			return
+		}
+		sleep(ctx, time.Duration(missing/float64(l.lim.Limit())*float64(time.Second)))
+	}
+}
+
 // pause holds every call for d (at most maxPause) from now.
 func (l *limiter) pause(d time.Duration) {
 	d = min(d, l.maxPause)

@@ -267,6 +267,11 @@ func (s *Sink) Run(ctx context.Context, src Source) error {
 			continue
 		}
 
+		if s.cfg.Bulk && !s.cfg.DryRun {
+			// Under a rate limit, fetch only once the bucket can pay for a
+			// bulk call: a batch waiting for tokens only fills memory.
+			s.limiter.awaitTokens(ctx, bulkCost)
+		}
 		if !acquire() {
 			break
 		}
