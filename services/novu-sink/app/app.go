@@ -145,8 +145,12 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 		}
 		return err
 	}
+	novu := cfg.APIURL
+	if cfg.DryRun {
+		novu = "none (dry run: triggers are logged, not sent)"
+	}
 	log.Info("novu-sink consuming", "stream", events.StreamNovu, "durable", events.DurableSink,
-		"novu_api_url", cfg.APIURL, "dry_run", cfg.DryRun, "bulk", cfg.Bulk, "concurrency", cfg.Concurrency,
+		"novu", novu, "bulk", cfg.Bulk, "concurrency", cfg.Concurrency,
 		"rate_limit", cfg.RateLimit, "addr", ln.Addr().String())
 
 	runCtx, stop := context.WithCancel(ctx)

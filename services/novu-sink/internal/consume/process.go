@@ -214,7 +214,7 @@ func (s *Sink) nak(it *item, delay time.Duration, res outcome.Result) {
 		s.log.WarnContext(it.ctx, "nak failed; the message comes back after the ack wait", "err", err)
 	}
 	s.m.triggers.WithLabelValues(outcomeRetried, res.StatusLabel()).Inc()
-	s.log.DebugContext(it.ctx, "novu trigger will be retried", "reason", res.Reason, "delay", delay.String(),
+	s.log.WarnContext(it.ctx, "novu trigger failed; will retry", "reason", res.Reason, "delay", delay.String(),
 		"deliveries", it.deliveries, "workflow", it.cmd.WorkflowID, "transaction_id", it.cmd.TransactionID)
 	events.EndSpan(it.span, resultErr(res))
 }
@@ -273,14 +273,15 @@ func (s *Sink) deadLetter(it *item, res outcome.Result, status string) {
 
 // dryRun logs the trigger it would send and acks.
 func (s *Sink) dryRun(it *item) {
-	attrs := []any{"workflow", it.cmd.WorkflowID, "transaction_id", it.cmd.TransactionID}
+	attrs := []any{"workflow", it.cmd.WorkflowID, "transaction_id", it.cmd.TransactionID, "svix_id", it.cmd.SvixID}
 	if sub := it.cmd.To.Subscriber; sub != nil {
-		attrs = append(attrs, "subscriber_id", sub.SubscriberID)
+		attrs = append(attrs, "subscriber_id", sub.SubscriberID, "subscriber", sub)
 	}
 	if t := it.cmd.To.Topic; t != nil {
 		attrs = append(attrs, "topic_key", t.TopicKey)
 	}
 	s.log.InfoContext(it.ctx, "dry run: would trigger Novu workflow", attrs...)
+	s.observeEndToEnd(it)
 	s.m.triggers.WithLabelValues(outcomeDryRun, statusNone).Inc()
 	s.ack(it)
 	it.span.SetAttributes(outcomeKey.String(outcomeDryRun))
