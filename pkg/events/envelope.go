@@ -48,9 +48,11 @@ func ParseEvent(body []byte) (Event, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return Event{}, fmt.Errorf("%w: body is not a JSON object", ErrInvalidEvent)
 	}
-	var w envelopeWire
-	if err := json.Unmarshal(body, &w); err != nil {
-		return Event{}, fmt.Errorf("%w: body is not valid JSON: %v", ErrInvalidEvent, jsonReason(err))
+	w, fast := scanEnvelope(body)
+	if !fast {
+		if err := json.Unmarshal(body, &w); err != nil {
+			return Event{}, fmt.Errorf("%w: body is not valid JSON: %v", ErrInvalidEvent, jsonReason(err))
+		}
 	}
 	var ev Event
 	if len(w.Type) == 0 || string(w.Type) == "null" {
