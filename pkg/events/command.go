@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 )
 
 // TriggerCommand is what the router publishes on novu.trigger.<workflowId> and the
@@ -110,4 +111,25 @@ func TransactionID(svixID, workflowID string) string {
 	h.Write([]byte(workflowID))
 	var sum [sha256.Size]byte
 	return "txn_" + hex.EncodeToString(h.Sum(sum[:0])[:16])
+}
+
+// LogValue logs a subscriber as a group of its non-empty fields.
+func (s Subscriber) LogValue() slog.Value {
+	attrs := make([]slog.Attr, 0, 9)
+	for _, f := range [...]struct{ k, v string }{
+		{"subscriberId", s.SubscriberID}, {"firstName", s.FirstName}, {"lastName", s.LastName},
+		{"email", s.Email}, {"phone", s.Phone}, {"avatar", s.Avatar}, {"locale", s.Locale}, {"timezone", s.Timezone},
+	} {
+		if f.v != "" {
+			attrs = append(attrs, slog.String(f.k, f.v))
+		}
+	}
+	if len(s.Data) > 0 {
+		data := make([]any, 0, 2*len(s.Data))
+		for k, v := range s.Data {
+			data = append(data, slog.String(k, v))
+		}
+		attrs = append(attrs, slog.Group("data", data...))
+	}
+	return slog.GroupValue(attrs...)
 }
