@@ -174,7 +174,7 @@ func (s *Sink) settle(it *item, res outcome.Result, jitter float64) {
 	case outcome.DeadLetter:
 		if res.UnknownStatus {
 			s.log.WarnContext(it.ctx, "novu answered a trigger status this sink does not know; dead-lettering so it can be replayed",
-				"status", res.Status, "workflow", it.cmd.WorkflowID, "transaction_id", it.cmd.TransactionID)
+				"status", res.Status, "workflow", it.cmd.WorkflowID, "transaction_id", it.cmd.TransactionID, "svix_id", it.cmd.SvixID)
 		}
 		s.deadLetter(it, res, res.StatusLabel())
 	case outcome.Retry:
@@ -215,7 +215,7 @@ func (s *Sink) nak(it *item, delay time.Duration, res outcome.Result) {
 	}
 	s.m.triggers.WithLabelValues(outcomeRetried, res.StatusLabel()).Inc()
 	s.log.WarnContext(it.ctx, "novu trigger failed; will retry", "reason", res.Reason, "delay", delay.String(),
-		"deliveries", it.deliveries, "workflow", it.cmd.WorkflowID, "transaction_id", it.cmd.TransactionID)
+		"deliveries", it.deliveries, "workflow", it.cmd.WorkflowID, "transaction_id", it.cmd.TransactionID, "svix_id", it.cmd.SvixID)
 	events.EndSpan(it.span, resultErr(res))
 }
 
@@ -226,7 +226,7 @@ func (s *Sink) ack(it *item) {
 	if err := it.msg.DoubleAck(ctx); err != nil {
 		// Novu has it; a redelivery is dropped by Novu's transactionId dedupe.
 		s.log.WarnContext(it.ctx, "ack failed; the message will be redelivered and deduplicated by Novu",
-			"err", err, "transaction_id", it.cmd.TransactionID)
+			"err", err, "transaction_id", it.cmd.TransactionID, "svix_id", it.cmd.SvixID)
 	}
 }
 
@@ -256,7 +256,7 @@ func (s *Sink) deadLetter(it *item, res outcome.Result, status string) {
 	cancel()
 	if err != nil {
 		s.log.ErrorContext(it.ctx, "publishing a dead letter failed; keeping the message", "err", err,
-			"subject", msg.Subject, "reason", res.Reason)
+			"subject", msg.Subject, "reason", res.Reason, "svix_id", it.cmd.SvixID)
 		retry := outcome.Result{Action: outcome.Retry, StatusCode: res.StatusCode, Reason: "dead-letter publish: " + err.Error()}
 		s.nak(it, outcome.Backoff(int(it.deliveries), s.cfg.RetryBase, s.cfg.RetryMax, rand.Float64()), retry)
 		return
@@ -266,7 +266,7 @@ func (s *Sink) deadLetter(it *item, res outcome.Result, status string) {
 	}
 	s.m.triggers.WithLabelValues(outcomeDeadLettered, status).Inc()
 	s.log.WarnContext(it.ctx, "trigger dead-lettered", "reason", res.Reason, "subject", msg.Subject,
-		"workflow", it.cmd.WorkflowID, "transaction_id", it.cmd.TransactionID, "deliveries", it.deliveries)
+		"workflow", it.cmd.WorkflowID, "transaction_id", it.cmd.TransactionID, "svix_id", it.cmd.SvixID, "deliveries", it.deliveries)
 	s.ack(it)
 	events.EndSpan(it.span, errors.New(res.Reason))
 }
