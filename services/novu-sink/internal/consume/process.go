@@ -275,7 +275,7 @@ func (s *Sink) deadLetter(it *item, res outcome.Result, status string) {
 func (s *Sink) dryRun(it *item) {
 	attrs := []any{"workflow", it.cmd.WorkflowID, "transaction_id", it.cmd.TransactionID, "svix_id", it.cmd.SvixID}
 	if sub := it.cmd.To.Subscriber; sub != nil {
-		attrs = append(attrs, "subscriber_id", sub.SubscriberID, "subscriber", *sub)
+		attrs = append(attrs, "subscriber", *sub)
 	}
 	if t := it.cmd.To.Topic; t != nil {
 		attrs = append(attrs, "topic_key", t.TopicKey)
