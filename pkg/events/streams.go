@@ -86,48 +86,34 @@ func newStreamConfig(opts []StreamOption) streamConfig {
 // retry schedule.
 func ClerkStream(opts ...StreamOption) jetstream.StreamConfig {
 	c := newStreamConfig(opts)
-	return jetstream.StreamConfig{
-		Name:        StreamClerk,
-		Description: "Verified Clerk webhooks, one message per svix-id",
-		Subjects:    []string{ClerkSubjectsAll},
-		Retention:   jetstream.LimitsPolicy,
-		Storage:     c.storage,
-		MaxAge:      c.maxAge,
-		Duplicates:  c.duplicateWindow,
-		Replicas:    c.replicas,
-		Discard:     jetstream.DiscardOld,
-	}
+	return c.stream(StreamClerk, ClerkSubjectsAll, "Verified Clerk webhooks, one message per svix-id", c.maxAge, c.duplicateWindow)
 }
 
 // NovuStream is the configuration of [StreamNovu]: trigger commands, deduplicated
 // by transactionId over the same window as CLERK.
 func NovuStream(opts ...StreamOption) jetstream.StreamConfig {
 	c := newStreamConfig(opts)
-	return jetstream.StreamConfig{
-		Name:        StreamNovu,
-		Description: "Novu trigger commands, one message per transactionId",
-		Subjects:    []string{NovuTriggerSubjectsAll},
-		Retention:   jetstream.LimitsPolicy,
-		Storage:     c.storage,
-		MaxAge:      c.maxAge,
-		Duplicates:  c.duplicateWindow,
-		Replicas:    c.replicas,
-		Discard:     jetstream.DiscardOld,
-	}
+	return c.stream(StreamNovu, NovuTriggerSubjectsAll, "Novu trigger commands, one message per transactionId", c.maxAge, c.duplicateWindow)
 }
 
 // DLQStream is the configuration of [StreamDLQ]: dead letters from every stage,
 // kept for a month.
 func DLQStream(opts ...StreamOption) jetstream.StreamConfig {
 	c := newStreamConfig(opts)
+	return c.stream(StreamDLQ, DLQSubjectsAll, "Dead letters: events and commands that cannot be delivered, with the reason in headers", c.dlqMaxAge, DLQDuplicateWindow)
+}
+
+// stream is the shape every stream of the pipeline shares: one subject
+// wildcard, limits retention, discard old.
+func (c streamConfig) stream(name, subjects, description string, maxAge, duplicates time.Duration) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:        StreamDLQ,
-		Description: "Dead letters: events and commands that cannot be delivered, with the reason in headers",
-		Subjects:    []string{DLQSubjectsAll},
+		Name:        name,
+		Description: description,
+		Subjects:    []string{subjects},
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     c.storage,
-		MaxAge:      c.dlqMaxAge,
-		Duplicates:  DLQDuplicateWindow,
+		MaxAge:      maxAge,
+		Duplicates:  duplicates,
 		Replicas:    c.replicas,
 		Discard:     jetstream.DiscardOld,
 	}
