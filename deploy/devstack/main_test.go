@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -57,32 +55,13 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of the logger
-// and the banner.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // runOnce runs devstack on free ports until its banner shows, then stops it
 // as Ctrl-C would, and returns its output.
 func runOnce(t *testing.T, dir string, env map[string]string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var out syncBuffer
+	var out eventstest.SyncBuffer
 	done := make(chan error, 1)
 	args := []string{"-dir", dir, "-nats-port", "0", "-receiver-addr", "127.0.0.1:0", "-router-addr", "127.0.0.1:0", "-sink-addr", "127.0.0.1:0"}
 	go func() { done <- run(ctx, args, func(k string) string { return env[k] }, &out) }()

@@ -329,23 +329,11 @@ func idle(t *testing.T, js jetstream.JetStream, stream, durable string) bool {
 
 func get(t *testing.T, url string) (body, contentType string) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
+	code, body, header := eventstest.Get(t, url)
+	if code != http.StatusOK {
+		t.Fatalf("GET %s: status %d: %s", url, code, body)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("GET %s: status %d", url, resp.StatusCode)
-	}
-	return string(b), resp.Header.Get("Content-Type")
+	return body, header.Get("Content-Type")
 }
 
 // poll calls cond every 10 ms until it holds or timeout passes, and reports

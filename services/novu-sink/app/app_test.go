@@ -1,10 +1,8 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -26,27 +24,9 @@ import (
 
 const secret = "sk_test_app_SECRET_VALUE"
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type running struct {
 	base string // http://<ops address>
-	logs *syncBuffer
+	logs *eventstest.SyncBuffer
 	stop func() error
 }
 
@@ -68,7 +48,7 @@ func start(t *testing.T, natsURL string, vars map[string]string, tel service.Tel
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &eventstest.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -98,14 +78,8 @@ func start(t *testing.T, natsURL string, vars map[string]string, tel service.Tel
 
 func (r *running) get(t *testing.T, path string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, r.base+path, nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	code, body, _ := eventstest.Get(t, r.base+path)
+	return code, body
 }
 
 // A command becomes exactly one well-formed request: auth, name, to, payload

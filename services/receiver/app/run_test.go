@@ -69,17 +69,11 @@ func (r *running) shutdown(t *testing.T) error {
 
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
+	code, body, _ := eventstest.Get(t, url)
+	if code == 0 {
+		t.Fatalf("GET %s: %s", url, body)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return code, body
 }
 
 // webhookRequest builds a POST of a delivery of signed, signed now with

@@ -36,13 +36,13 @@ type stack struct {
 	url     string
 	client  *http.Client
 	reg     *prometheus.Registry
-	logs    *syncBuffer
+	logs    *eventstest.SyncBuffer
 	spans   *tracetest.SpanRecorder
 }
 
 func newStack(t *testing.T, opts ...func(*httpapi.Options)) *stack {
 	t.Helper()
-	s := &stack{srv: eventstest.RunServer(t), reg: prometheus.NewRegistry(), logs: &syncBuffer{}, spans: tracetest.NewSpanRecorder()}
+	s := &stack{srv: eventstest.RunServer(t), reg: prometheus.NewRegistry(), logs: &eventstest.SyncBuffer{}, spans: tracetest.NewSpanRecorder()}
 	logger := service.NewLogger(s.logs, service.LogConfig{Format: "json"})
 	nc, err := service.Connect(service.NATSConfig{URL: s.srv.ClientURL()}, t.Name(), logger)
 	if err != nil {
