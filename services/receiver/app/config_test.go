@@ -51,6 +51,7 @@ func TestLoadConfig(t *testing.T) {
 				"RECEIVER_PUBLISH_TIMEOUT":     "2500ms",
 				"RECEIVER_MAX_PENDING":         "64",
 				"RECEIVER_SHUTDOWN_TIMEOUT":    "3s",
+				"RECEIVER_DEBUG_ADDR":          "127.0.0.1:6060",
 				"NATS_URL":                     "nats://127.0.0.1:4333",
 				"NATS_PROVISION":               "false",
 				"STREAM_DUPLICATE_WINDOW":      "48h",
@@ -61,6 +62,7 @@ func TestLoadConfig(t *testing.T) {
 				c.Secrets = app.Secrets{secretA, secretB}
 				c.Addr, c.Path = "127.0.0.1:9000", "/hooks/clerk"
 				c.MaxBodyBytes, c.PublishTimeout, c.MaxPending, c.ShutdownTimeout = 65536, 2500*time.Millisecond, 64, 3*time.Second
+				c.DebugAddr = "127.0.0.1:6060"
 				c.NATS.URL, c.NATS.Provision, c.NATS.DuplicateWindow = "nats://127.0.0.1:4333", false, 48*time.Hour
 				c.Log.Level, c.Log.Format = slog.LevelDebug, "text"
 			},
