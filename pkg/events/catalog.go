@@ -1,0 +1,28 @@
+package events
+
+// catalog is Clerk's webhook event catalog (see docs and
+// shared/reference/clerk-events.md), family by family.
+var catalog = []string{
+	"user.created", "user.updated", "user.deleted",
+	"session.created", "session.ended", "session.pending", "session.removed", "session.revoked",
+	"organization.created", "organization.updated", "organization.deleted",
+	"organizationMembership.created", "organizationMembership.updated", "organizationMembership.deleted",
+	"organizationDomain.created", "organizationDomain.updated", "organizationDomain.deleted",
+	"organizationInvitation.accepted", "organizationInvitation.created", "organizationInvitation.revoked",
+	"email.created", "sms.created",
+	"invitation.accepted", "invitation.created", "invitation.revoked",
+	"waitlistEntry.created", "waitlistEntry.updated",
+	"permission.created", "permission.updated", "permission.deleted",
+	"role.created", "role.updated", "role.deleted",
+	"subscription.created", "subscription.updated", "subscription.active", "subscription.pastDue",
+	"subscriptionItem.created", "subscriptionItem.active", "subscriptionItem.updated", "subscriptionItem.canceled",
+	"subscriptionItem.upcoming", "subscriptionItem.ended", "subscriptionItem.abandoned", "subscriptionItem.incomplete",
+	"subscriptionItem.pastDue", "subscriptionItem.freeTrialEnding",
+	"paymentAttempt.created", "paymentAttempt.updated",
+}
+
+// Catalog returns every event type Clerk documents, in catalog order (a new
+// slice on each call). Clerk adds types over time: the pipeline tolerates
+// types not listed here; the list is what samples, example rules and tests
+// must cover.
+func Catalog() []string { return append([]string(nil), catalog...) }
