@@ -186,7 +186,7 @@ func (s *Sink) settle(it *item, res outcome.Result, jitter float64) {
 		s.tracker.failed(it.cmd.TransactionID, time.Now())
 		delay := res.RetryAfter
 		if delay <= 0 {
-			delay = outcome.Backoff(int(it.deliveries), s.cfg.RetryBase, s.cfg.RetryMax, jitter)
+			delay = events.Backoff(int(it.deliveries), s.cfg.RetryBase, s.cfg.RetryMax, jitter)
 		}
 		s.nak(it, min(delay, s.cfg.RetryMax), res)
 	case outcome.Outage:
@@ -258,7 +258,7 @@ func (s *Sink) deadLetter(it *item, res outcome.Result, status string) {
 		s.log.ErrorContext(it.ctx, "publishing a dead letter failed; keeping the message", "err", err,
 			"subject", msg.Subject, "reason", res.Reason, "svix_id", it.cmd.SvixID)
 		retry := outcome.Result{Action: outcome.Retry, StatusCode: res.StatusCode, Reason: "dead-letter publish: " + err.Error()}
-		s.nak(it, outcome.Backoff(int(it.deliveries), s.cfg.RetryBase, s.cfg.RetryMax, rand.Float64()), retry)
+		s.nak(it, events.Backoff(int(it.deliveries), s.cfg.RetryBase, s.cfg.RetryMax, rand.Float64()), retry)
 		return
 	}
 	if it.cmd.TransactionID != "" {

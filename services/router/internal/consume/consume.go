@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -312,7 +313,7 @@ func (h *Handler) settle(ctx context.Context, msg jetstream.Msg, d *delivery, er
 	case d.deliveries >= uint64(h.cfg.MaxDeliver):
 		return h.deadLetter(ctx, msg, d, log, fmt.Sprintf("%v after %d deliveries: %v", errDeliveries, d.deliveries, err))
 	}
-	delay := Backoff(d.deliveries, h.cfg.BackoffMin, h.cfg.BackoffMax)
+	delay := events.Backoff(int(d.deliveries), h.cfg.BackoffMin, h.cfg.BackoffMax, rand.Float64())
 	log.WarnContext(ctx, "event not routed yet: retrying", "err", err.Error(), "retry_in", delay)
 	if nerr := msg.NakWithDelay(delay); nerr != nil {
 		log.WarnContext(ctx, "nak failed: the event comes back after the ack wait", "err", nerr.Error())
@@ -338,7 +339,7 @@ func (h *Handler) deadLetter(ctx context.Context, msg jetstream.Msg, d *delivery
 	cancel()
 	events.EndSpan(span, err)
 	if err != nil {
-		delay := Backoff(d.deliveries, h.cfg.BackoffMin, h.cfg.BackoffMax)
+		delay := events.Backoff(int(d.deliveries), h.cfg.BackoffMin, h.cfg.BackoffMax, rand.Float64())
 		log.ErrorContext(ctx, "dead letter not stored: retrying", "reason", reason, "err", err.Error(), "retry_in", delay)
 		if nerr := msg.NakWithDelay(delay); nerr != nil {
 			log.WarnContext(ctx, "nak failed: the event comes back after the ack wait", "err", nerr.Error())
@@ -356,14 +357,4 @@ func (h *Handler) ack(ctx context.Context, msg jetstream.Msg, log *slog.Logger) 
 	if err := msg.Ack(); err != nil {
 		log.WarnContext(ctx, "ack failed: the event will be redelivered and deduplicated", "err", err.Error())
 	}
-}
-
-// Backoff returns the redelivery delay after the given delivery failed:
-// minDelay doubled per delivery, capped at maxDelay.
-func Backoff(delivery uint64, minDelay, maxDelay time.Duration) time.Duration {
-	d := minDelay
-	for i := uint64(1); i < delivery && d < maxDelay; i++ {
-		d *= 2
-	}
-	return min(d, maxDelay)
 }

@@ -458,18 +458,3 @@ func TestTwoInstancesShareTheLoad(t *testing.T) {
 		t.Errorf("instance A handled %d, B %d: both must take part", a.count(), b.count())
 	}
 }
-
-func TestBackoff(t *testing.T) {
-	tests := []struct {
-		delivery uint64
-		want     time.Duration
-	}{
-		{0, time.Second}, {1, time.Second}, {2, 2 * time.Second}, {3, 4 * time.Second},
-		{6, 32 * time.Second}, {7, time.Minute}, {1000, time.Minute},
-	}
-	for _, tt := range tests {
-		if got := Backoff(tt.delivery, time.Second, time.Minute); got != tt.want {
-			t.Errorf("Backoff(%d) = %v, want %v", tt.delivery, got, tt.want)
-		}
-	}
-}
