@@ -163,41 +163,87 @@ func Connect(c NATSConfig, name string, log *slog.Logger, extra ...nats.Option) 
 	return nc, nil
 }
 
-// Provision creates or updates every stream of the pipeline, idempotently. It
-// waits for the connection for at most the context's deadline.
+// Provision creates or updates every stream of the pipeline, idempotently.
+// Wrap it in [UntilConnected] to wait for NATS.
 func Provision(ctx context.Context, js jetstream.JetStream, opts ...events.StreamOption) error {
 	for _, cfg := range events.StreamConfigs(opts...) {
-		if err := retryUntil(ctx, func() error {
-			_, err := js.CreateOrUpdateStream(ctx, cfg)
-			return err
-		}); err != nil {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("provision stream %s: %w", cfg.Name, err)
 		}
 	}
 	return nil
 }
 
-// retryUntil retries fn while the connection is still coming up.
-func retryUntil(ctx context.Context, fn func() error) error {
-	for {
-		err := fn()
-		if err == nil || !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, nats.ErrTimeout) &&
-			!errors.Is(err, nats.ErrConnectionClosed) && !errors.Is(err, nats.ErrDisconnected) &&
-			!errors.Is(err, jetstream.ErrJetStreamNotEnabled) && !errors.Is(err, context.DeadlineExceeded) {
-			return err
+// DurableConsumer returns the durable consumer cfg on stream. With provision
+// it creates or updates it; without (NATS_PROVISION=false, a locked-down
+// account) it looks the existing one up and says what to do when it is missing.
+func DurableConsumer(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig, provision bool) (jetstream.Consumer, error) {
+	if provision {
+		cons, err := js.CreateOrUpdateConsumer(ctx, stream, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("create consumer %s on %s: %w", cfg.Durable, stream, err)
 		}
+		return cons, nil
+	}
+	cons, err := js.Consumer(ctx, stream, cfg.Durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("consumer %s on %s: %w: create it or set NATS_PROVISION=true", cfg.Durable, stream, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s on %s: %w", cfg.Durable, stream, err)
+	}
+	return cons, nil
+}
+
+// Transient reports errors that mean "NATS or JetStream is not there yet":
+// a connection still coming up, a request without responders or timing out.
+func Transient(err error) bool {
+	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
+		errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrConnectionClosed) ||
+		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrReconnectBufExceeded)
+}
+
+// UntilConnected runs fn, retrying with backoff (250 ms up to 5 s) while nc is
+// disconnected or fn fails with a [Transient] error, until ctx ends. Any other
+// error is returned at once; every error is prefixed with what.
+func UntilConnected(ctx context.Context, nc *nats.Conn, log *slog.Logger, what string, fn func(context.Context) error) error {
+	wait := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := fn(actx)
+		cancel()
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			return fmt.Errorf("%s: %w", what, ctx.Err())
+		case nc.IsConnected() && !Transient(err):
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if attempt&(attempt-1) == 0 { // the 1st, 2nd, 4th, 8th... attempt
+			log.Warn("waiting for NATS", "step", what, "attempt", attempt, "err", err.Error(), "retry_in", wait.String())
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-			return err
-		case <-time.After(250 * time.Millisecond):
+			t.Stop()
+			return fmt.Errorf("%s: %w", what, ctx.Err())
+		case <-t.C:
 		}
+		wait = min(2*wait, 5*time.Second)
 	}
 }
 
 // Drain drains nc (pending publishes flushed, subscriptions emptied) and waits
-// for it to close, at most timeout.
+// for it to close, at most timeout. A connection that is down has nothing to
+// flush (no reconnect buffer) and is just closed.
 func Drain(nc *nats.Conn, timeout time.Duration) error {
 	if nc == nil || nc.IsClosed() {
+		return nil
+	}
+	if !nc.IsConnected() {
+		nc.Close()
 		return nil
 	}
 	closed := make(chan struct{})

@@ -131,14 +131,16 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	}()
 
 	if cfg.NATS.Provision {
-		if err := service.Provision(ctx, js, cfg.NATS.StreamOptions()...); err != nil {
+		if err := service.UntilConnected(ctx, nc, log, "provision streams", func(ctx context.Context) error {
+			return service.Provision(ctx, js, cfg.NATS.StreamOptions()...)
+		}); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
 	}
-	cons, err := createConsumer(ctx, js, cfg, log)
+	cons, err := createConsumer(ctx, nc, js, cfg, log)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -170,36 +172,13 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	}
 }
 
-// createConsumer creates or updates the durable consumer, retrying while NATS
-// is still coming up.
-func createConsumer(ctx context.Context, js jetstream.JetStream, cfg Config, log *slog.Logger) (jetstream.Consumer, error) {
+// createConsumer creates (or, without provisioning, finds) the durable
+// consumer, waiting for NATS as long as ctx allows.
+func createConsumer(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config, log *slog.Logger) (cons jetstream.Consumer, err error) {
 	cc := events.ConsumerConfig(events.DurableSink, events.WithAckWait(cfg.AckWait))
-	wait := 250 * time.Millisecond
-	for {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		cons, err := js.CreateOrUpdateConsumer(cctx, events.StreamNovu, cc)
-		cancel()
-		if err == nil {
-			return cons, nil
-		}
-		if !retriable(err) {
-			return nil, fmt.Errorf("create consumer %s on %s: %w", events.DurableSink, events.StreamNovu, err)
-		}
-		log.Warn("waiting for NATS to create the consumer", "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
-		}
-		wait = min(2*wait, 5*time.Second)
-	}
-}
-
-func retriable(err error) bool {
-	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrDisconnected) ||
-		errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, jetstream.ErrStreamNotFound)
+	err = service.UntilConnected(ctx, nc, log, "consumer "+events.DurableSink, func(ctx context.Context) (err error) {
+		cons, err = service.DurableConsumer(ctx, js, events.StreamNovu, cc, cfg.NATS.Provision)
+		return err
+	})
+	return cons, err
 }

@@ -146,44 +146,24 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	}
 	stopBackground()
 	background.Wait()
-	// A connection that is down has nothing to flush: no reconnect buffer.
-	if derr := service.Drain(nc, max(time.Until(deadline), time.Second)); derr != nil && !errors.Is(derr, nats.ErrConnectionReconnecting) {
+	if derr := service.Drain(nc, max(time.Until(deadline), time.Second)); derr != nil {
 		err = errors.Join(err, derr)
 	}
 	log.Info("receiver stopped")
 	return err
 }
 
-var errNotConnected = errors.New("nats not connected")
-
-// provisionMaxBackoff caps the wait between two provisioning attempts, so
-// the streams are created soon after NATS comes back.
-const provisionMaxBackoff = 2 * time.Second
-
-// provision creates or updates the streams, retrying until it succeeds or
-// ctx ends. It logs the first failure and then every power-of-two attempt.
+// provision creates or updates the streams in the background, waiting for
+// NATS as long as ctx allows; until it succeeds /readyz reports the stream
+// unreachable and webhooks get 503.
 func provision(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, opts []events.StreamOption, log *slog.Logger) {
-	wait := 250 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		err := errNotConnected
-		if nc.IsConnected() {
-			err = service.Provision(ctx, js, opts...)
-		}
-		if err == nil {
-			log.Info("streams provisioned", "attempts", attempt)
-			return
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if attempt&(attempt-1) == 0 {
-			log.Warn("cannot provision the streams yet, retrying", "attempt", attempt, "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, provisionMaxBackoff)
+	err := service.UntilConnected(ctx, nc, log, "provision streams", func(ctx context.Context) error {
+		return service.Provision(ctx, js, opts...)
+	})
+	switch {
+	case err == nil:
+		log.Info("streams provisioned")
+	case ctx.Err() == nil:
+		log.Error("cannot provision the streams; fix the stream settings or create them and set NATS_PROVISION=false", "err", err)
 	}
 }

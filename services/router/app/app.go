@@ -143,7 +143,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	running, stopWatch, err := start(ctx, cfg, nc, js, src, handler, log)
 	if err != nil {
 		herr := stopHTTP()
-		derr := drainNATS(nc, cfg.ShutdownTimeout)
+		derr := service.Drain(nc, cfg.ShutdownTimeout)
 		if ctx.Err() != nil { // stopped while starting: a clean exit
 			return errors.Join(herr, derr)
 		}
@@ -165,7 +165,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	errs := []error{runErr}
 	errs = append(errs, running.Stop(cfg.ShutdownTimeout))
 	stopWatch()
-	errs = append(errs, drainNATS(nc, cfg.ShutdownTimeout), stopHTTP())
+	errs = append(errs, service.Drain(nc, cfg.ShutdownTimeout), stopHTTP())
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -178,23 +178,16 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 func start(ctx context.Context, cfg Config, nc *nats.Conn, js jetstream.JetStream, src *rulesource.Source,
 	h *consume.Handler, log *slog.Logger) (*consume.Running, func(), error) {
 	if cfg.NATS.Provision {
-		if err := untilConnected(ctx, nc, log, "provision streams", func(ctx context.Context) error {
+		if err := service.UntilConnected(ctx, nc, log, "provision streams", func(ctx context.Context) error {
 			return service.Provision(ctx, js, cfg.NATS.StreamOptions()...)
 		}); err != nil {
 			return nil, nil, err
 		}
 	}
 	var cons jetstream.Consumer
-	if err := untilConnected(ctx, nc, log, "consumer "+events.DurableRouter, func(ctx context.Context) (err error) {
-		if cfg.NATS.Provision {
-			cons, err = js.CreateOrUpdateConsumer(ctx, events.StreamClerk,
-				events.ConsumerConfig(events.DurableRouter, events.WithAckWait(cfg.AckWait)))
-			return err
-		}
-		cons, err = js.Consumer(ctx, events.StreamClerk, events.DurableRouter)
-		if errors.Is(err, jetstream.ErrConsumerNotFound) {
-			return fmt.Errorf("%w: create it or set NATS_PROVISION=true", err)
-		}
+	if err := service.UntilConnected(ctx, nc, log, "consumer "+events.DurableRouter, func(ctx context.Context) (err error) {
+		cons, err = service.DurableConsumer(ctx, js, events.StreamClerk,
+			events.ConsumerConfig(events.DurableRouter, events.WithAckWait(cfg.AckWait)), cfg.NATS.Provision)
 		return err
 	}); err != nil {
 		return nil, nil, err
@@ -202,7 +195,7 @@ func start(ctx context.Context, cfg Config, nc *nats.Conn, js jetstream.JetStrea
 	stopWatch := func() {}
 	if cfg.RoutesKVBucket != "" {
 		var kv jetstream.KeyValue
-		if err := untilConnected(ctx, nc, log, "rules bucket "+cfg.RoutesKVBucket, func(ctx context.Context) (err error) {
+		if err := service.UntilConnected(ctx, nc, log, "rules bucket "+cfg.RoutesKVBucket, func(ctx context.Context) (err error) {
 			kv, err = rulesource.OpenBucket(ctx, js, cfg.RoutesKVBucket, cfg.NATS.Provision, cfg.NATS.Replicas)
 			if err != nil {
 				return err
@@ -221,49 +214,4 @@ func start(ctx context.Context, cfg Config, nc *nats.Conn, js jetstream.JetStrea
 		return nil, nil, err
 	}
 	return running, stopWatch, nil
-}
-
-// untilConnected runs fn, retrying while NATS is unreachable or JetStream not
-// answering yet, until ctx ends. Other errors are returned at once.
-func untilConnected(ctx context.Context, nc *nats.Conn, log *slog.Logger, what string, fn func(context.Context) error) error {
-	wait := 250 * time.Millisecond
-	for {
-		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := fn(actx)
-		cancel()
-		switch {
-		case err == nil:
-			return nil
-		case ctx.Err() != nil:
-			return fmt.Errorf("%s: %w", what, ctx.Err())
-		case nc.IsConnected() && !transient(err):
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		log.Warn("waiting for NATS", "step", what, "err", err.Error(), "retry_in", wait)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: %w", what, ctx.Err())
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 5*time.Second)
-	}
-}
-
-// drainNATS drains nc; a connection that is not connected (NATS down at
-// shutdown) has nothing to flush and is closed.
-func drainNATS(nc *nats.Conn, timeout time.Duration) error {
-	if !nc.IsConnected() {
-		nc.Close()
-		return nil
-	}
-	return service.Drain(nc, timeout)
-}
-
-// transient reports errors that mean "not yet": JetStream still starting or a
-// request that timed out.
-func transient(err error) bool {
-	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
-		errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrConnectionClosed) ||
-		errors.Is(err, nats.ErrConnectionReconnecting)
 }
