@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clerknovu/pipeline/pkg/events/samples"
 	"github.com/prometheus/client_golang/prometheus"
-	svix "github.com/svix/svix-webhooks/go"
 )
 
 var (
@@ -30,18 +30,14 @@ var fixtures = map[string]string{
 	"newFeature.created":               `{"data":{"anything":[1,2,{"x":null}]},"object":"event","timestamp":1755500000000,"type":"newFeature.created"}`,
 }
 
-// sign returns the v1 signature of body by secret, as Svix computes it.
+// sign returns the "v1,<base64>" signature of body by secret at ts, as Svix sends it.
 func sign(t testing.TB, secret, id string, ts time.Time, body []byte) string {
 	t.Helper()
-	wh, err := svix.NewWebhook(secret)
-	if err != nil {
-		t.Fatalf("svix.NewWebhook: %v", err)
-	}
-	sig, err := wh.Sign(id, ts, body)
+	h, err := samples.Sign(secret, id, ts, body)
 	if err != nil {
 		t.Fatalf("sign: %v", err)
 	}
-	return sig
+	return h[samples.SignatureHeader]
 }
 
 // delivery is one Svix delivery attempt.

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clerknovu/pipeline/pkg/events/samples"
 	"github.com/clerknovu/pipeline/services/receiver/internal/verify"
-	svix "github.com/svix/svix-webhooks/go"
 )
 
 // Fixed test data: two secrets (old and new during a rotation), a clock, and a
@@ -28,15 +28,11 @@ var (
 // sign returns the "v1,<base64>" signature of body by secret at ts, as Svix sends it.
 func sign(t testing.TB, secret, id string, ts time.Time, body []byte) string {
 	t.Helper()
-	wh, err := svix.NewWebhook(secret)
-	if err != nil {
-		t.Fatalf("svix.NewWebhook: %v", err)
-	}
-	sig, err := wh.Sign(id, ts, body)
+	h, err := samples.Sign(secret, id, ts, body)
 	if err != nil {
 		t.Fatalf("sign: %v", err)
 	}
-	return sig
+	return h[samples.SignatureHeader]
 }
 
 func unix(ts time.Time) string { return strconv.FormatInt(ts.Unix(), 10) }
