@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"strings"
@@ -157,25 +158,11 @@ func (c Config) validate(env *service.Env) {
 
 // setDefaults fills zero fields.
 func (c *Config) setDefaults() {
-	if c.Addr == "" {
-		c.Addr = DefaultAddr
-	}
-	if c.Path == "" {
-		c.Path = DefaultPath
-	}
-	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if c.PublishTimeout == 0 {
-		c.PublishTimeout = DefaultPublishTimeout
-	}
-	if c.MaxPending == 0 {
-		c.MaxPending = DefaultMaxPending
-	}
-	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = DefaultShutdownTimeout
-	}
-	if c.NATS.URL == "" {
-		c.NATS.URL = service.DefaultNATSURL
-	}
+	c.Addr = cmp.Or(c.Addr, DefaultAddr)
+	c.Path = cmp.Or(c.Path, DefaultPath)
+	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, DefaultMaxBodyBytes)
+	c.PublishTimeout = cmp.Or(c.PublishTimeout, DefaultPublishTimeout)
+	c.MaxPending = cmp.Or(c.MaxPending, DefaultMaxPending)
+	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, DefaultShutdownTimeout)
+	c.NATS.URL = cmp.Or(c.NATS.URL, service.DefaultNATSURL)
 }

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -103,36 +104,16 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 }
 
 func (c *Config) setDefaults() {
-	if c.NATS.URL == "" {
-		c.NATS.URL = service.DefaultNATSURL
-	}
-	if c.Addr == "" {
-		c.Addr = DefaultAddr
-	}
-	if c.DefaultLocale == "" {
-		c.DefaultLocale = route.DefaultLocale
-	}
-	if c.Concurrency == 0 {
-		c.Concurrency = DefaultConcurrency
-	}
-	if c.MaxDeliver == 0 {
-		c.MaxDeliver = DefaultMaxDeliver
-	}
-	if c.AckWait == 0 {
-		c.AckWait = DefaultAckWait
-	}
-	if c.PublishTimeout == 0 {
-		c.PublishTimeout = DefaultPublishTimeout
-	}
-	if c.BackoffMin == 0 {
-		c.BackoffMin = DefaultBackoffMin
-	}
-	if c.BackoffMax == 0 {
-		c.BackoffMax = max(DefaultBackoffMax, c.BackoffMin)
-	}
-	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = DefaultShutdownTimeout
-	}
+	c.NATS.URL = cmp.Or(c.NATS.URL, service.DefaultNATSURL)
+	c.Addr = cmp.Or(c.Addr, DefaultAddr)
+	c.DefaultLocale = cmp.Or(c.DefaultLocale, route.DefaultLocale)
+	c.Concurrency = cmp.Or(c.Concurrency, DefaultConcurrency)
+	c.MaxDeliver = cmp.Or(c.MaxDeliver, DefaultMaxDeliver)
+	c.AckWait = cmp.Or(c.AckWait, DefaultAckWait)
+	c.PublishTimeout = cmp.Or(c.PublishTimeout, DefaultPublishTimeout)
+	c.BackoffMin = cmp.Or(c.BackoffMin, DefaultBackoffMin)
+	c.BackoffMax = cmp.Or(c.BackoffMax, max(DefaultBackoffMax, c.BackoffMin))
+	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, DefaultShutdownTimeout)
 }
 
 // localeRE accepts BCP-47-ish locales as Novu does: en_US, en-US, fr, zh-Hant-TW.
