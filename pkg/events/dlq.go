@@ -2,6 +2,7 @@ package events
 
 import (
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -35,15 +36,18 @@ type DeadLetter struct {
 
 // Msg builds the dead-letter message: the source body unchanged, the source
 // headers (svix-id, event type, trace context...) kept, and the DLQ headers set.
-// Its Nats-Msg-Id is derived from the source's, so publishing it again after a
-// lost ack stores it once.
+// The source's JetStream control headers (Nats-*: an expected stream, a
+// rollup, a TTL) are dropped: they were meant for the source's stream and
+// would make the DLQ refuse the message. Its Nats-Msg-Id is derived from the
+// source's, so publishing it again after a lost ack stores it once.
 func (d DeadLetter) Msg(body []byte, src nats.Header) *nats.Msg {
 	h := nats.Header{}
 	for k, v := range src {
-		h[k] = append([]string(nil), v...)
+		if !strings.HasPrefix(k, "Nats-") {
+			h[k] = append([]string(nil), v...)
+		}
 	}
 	srcID := src.Get(jetstream.MsgIDHeader)
-	h.Del(jetstream.MsgIDHeader)
 	switch {
 	case srcID != "":
 		h.Set(jetstream.MsgIDHeader, "dlq."+d.Stage+"."+srcID)

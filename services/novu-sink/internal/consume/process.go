@@ -252,7 +252,7 @@ func (s *Sink) deadLetter(it *item, res outcome.Result, status string) {
 	}
 	msg := dl.Msg(it.msg.Data(), it.msg.Headers())
 	ctx, cancel := context.WithTimeout(it.ctx, settleTimeout)
-	_, err := s.pub.PublishMsg(ctx, msg)
+	_, err := s.pub.PublishMsg(ctx, msg, jetstream.WithExpectStream(events.StreamDLQ))
 	cancel()
 	if err != nil {
 		s.log.ErrorContext(it.ctx, "publishing a dead letter failed; keeping the message", "err", err,
