@@ -636,3 +636,34 @@ func TestLongWaitsKeepMessagesInProgress(t *testing.T) {
 		t.Errorf("consumer delivered %d times (%d redelivered), want each of the %d messages once", info.Delivered.Consumer, info.NumRedelivered, n)
 	}
 }
+
+// A dead letter replayed once its cause is fixed (the workflow created in
+// Novu) is delivered: Novu's cached 422 for the reused Idempotency-Key is
+// stale, so the sink retries with a fresh key instead of dead-lettering again.
+func TestReplayedDeadLetterGetsAFreshAnswer(t *testing.T) {
+	h := newHarness(t, novufake.WithIdempotency(), novufake.WithWorkflow("later", novufake.WorkflowNotFound()))
+	c := command(1, "later")
+	h.publish(c)
+	h.start(testConfig())
+	h.eventually(10*time.Second, "the first dead letter", func() bool { return len(h.dlq()) == 1 })
+
+	h.fake.SetWorkflow("later", novufake.Response{}) // the workflow now exists
+	replay := commandMsg(t, c)
+	replay.Header.Del(jetstream.MsgIDHeader) // as `nats pub` republishes the dead letter's body
+	if _, err := h.js.PublishMsg(t.Context(), replay); err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+	h.eventually(10*time.Second, "the replay delivered", func() bool { return h.fake.Count(c.TransactionID) == 1 })
+	h.eventually(5*time.Second, "both messages acked", func() bool { return h.allAcked(2) })
+	if n := len(h.dlq()); n != 1 {
+		t.Errorf("DLQ holds %d messages, want only the first", n)
+	}
+	var keys []string
+	for _, s := range h.fake.ByTransactionID(c.TransactionID) {
+		keys = append(keys, s.IdempotencyKey)
+	}
+	want := []string{c.TransactionID, c.TransactionID, novu.IdempotencyKey(c.TransactionID, 1)}
+	if strings.Join(keys, " ") != strings.Join(want, " ") {
+		t.Errorf("Idempotency-Keys sent = %v, want %v (422, replayed 422, fresh key)", keys, want)
+	}
+}

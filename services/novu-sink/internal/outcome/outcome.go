@@ -173,7 +173,23 @@ func Classify(a Answer, now time.Time) Result {
 			r = itemResult(a.StatusCode, resp)
 		}
 	}
+	r = staleReplay(r, a.Header)
 	r.Response = a.Body
+	return r
+}
+
+// staleReplay turns a refusal that Novu replayed from its Idempotency-Key
+// cache (Idempotency-Replay: true) into a retry with a fresh key: the cached
+// answer may predate a fix, such as the workflow created since a dead letter
+// is replayed, and only a new key gets a new answer. A refusal that is not a
+// replay is dead-lettered as usual.
+func staleReplay(r Result, h Header) Result {
+	if r.Action != DeadLetter || !replayed(h) {
+		return r
+	}
+	r.Action = Retry
+	r.KeySpent = true
+	r.Reason += " (replayed from Novu's Idempotency-Key cache; retrying with a fresh key)"
 	return r
 }
 
@@ -184,7 +200,7 @@ func Classify(a Answer, now time.Time) Result {
 // answers in request order) and checked by transactionId. call is the verdict
 // for the call itself, for the breaker and the rate limiter.
 func ClassifyBulk(a Answer, txIDs []string, now time.Time) (call Result, items []Result) {
-	call = classifyCall(a, now)
+	call = staleReplay(classifyCall(a, now), a.Header)
 	call.Response = a.Body
 	items = make([]Result, len(txIDs))
 	if call.Action != Deliver || a.Err != NoTransportError {
@@ -210,7 +226,10 @@ func ClassifyBulk(a Answer, txIDs []string, now time.Time) (call Result, items [
 			items[i] = retryResult(a, now, reasonf(a.StatusCode, "bulk result "+strconv.Itoa(i)+" is for another transactionId"))
 			continue
 		}
-		items[i] = itemResult(a.StatusCode, resp)
+		items[i] = staleReplay(itemResult(a.StatusCode, resp), a.Header)
+		if items[i].KeySpent {
+			call.KeySpent = true
+		}
 		items[i].Response = resp.Raw
 	}
 	return call, items
@@ -367,7 +386,10 @@ func (r Result) Breaker() BreakerVerdict {
 	case r.StatusCode == 429, r.StatusCode == 409:
 		return BreakerIgnore
 	case r.StatusCode/100 == 2:
-		// An undecodable 2xx: Novu answered, the body was odd.
+		// An undecodable 2xx, or a stale replayed status: Novu answered.
+		return BreakerSuccess
+	case r.KeySpent && r.StatusCode/100 == 4:
+		// A refusal replayed from the Idempotency-Key cache: Novu is up.
 		return BreakerSuccess
 	}
 	return BreakerFailure
