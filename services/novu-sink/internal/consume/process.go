@@ -178,7 +178,9 @@ func (s *Sink) settle(it *item, res outcome.Result, jitter float64) {
 		}
 		s.deadLetter(it, res, res.StatusLabel())
 	case outcome.Retry:
-		if it.deliveries >= uint64(s.cfg.MaxDeliver) {
+		// Deliveries spent in an outage or behind the open breaker are not
+		// held against the message (as far as this process remembers).
+		if counted := it.deliveries - min(s.tracker.excused(it.cmd.TransactionID), it.deliveries-1); counted >= uint64(s.cfg.MaxDeliver) {
 			res.Reason += " (gave up after " + strconv.FormatUint(it.deliveries, 10) + " deliveries)"
 			s.deadLetter(it, res, res.StatusLabel())
 			return
@@ -192,6 +194,7 @@ func (s *Sink) settle(it *item, res outcome.Result, jitter float64) {
 	case outcome.Outage:
 		// Not the message's fault: keep it for when the key or plan is fixed.
 		s.tracker.failed(it.cmd.TransactionID, time.Now())
+		s.tracker.excuse(it.cmd.TransactionID)
 		s.nak(it, s.cfg.BreakerOpen, res)
 	}
 }
@@ -200,6 +203,9 @@ func (s *Sink) settle(it *item, res outcome.Result, jitter float64) {
 // stopping), to come back after delay.
 func (s *Sink) notSent(it *item, delay time.Duration) {
 	s.inHand.remove(it.msg)
+	if it.cmd.TransactionID != "" {
+		s.tracker.excuse(it.cmd.TransactionID)
+	}
 	if err := it.msg.NakWithDelay(delay); err != nil {
 		s.log.DebugContext(it.ctx, "nak failed; the message comes back after the ack wait", "err", err)
 	}

@@ -667,3 +667,34 @@ func TestReplayedDeadLetterGetsAFreshAnswer(t *testing.T) {
 		t.Errorf("Idempotency-Keys sent = %v, want %v (422, replayed 422, fresh key)", keys, want)
 	}
 }
+
+// Deliveries spent in an outage (a refused key) do not count towards
+// NOVU_MAX_DELIVER: the first transient error after the outage is retried,
+// not dead-lettered.
+func TestOutageDeliveriesAreNotHeldAgainstTheMessage(t *testing.T) {
+	var calls atomic.Int64
+	h := newHarness(t, novufake.WithHook(func(novufake.Call) *novufake.Response {
+		switch n := calls.Add(1); {
+		case n <= 3:
+			return &novufake.Response{StatusCode: 401, Message: "Unauthorized"}
+		case n == 4:
+			r := novufake.Unavailable(0)
+			return &r
+		}
+		return nil
+	}))
+	c := command(1, "welcome")
+	h.publish(c)
+	cfg := testConfig()
+	cfg.MaxDeliver = 3
+	h.start(cfg)
+
+	h.eventually(15*time.Second, "delivery after the outage", func() bool { return h.fake.Count(c.TransactionID) == 1 })
+	h.eventually(5*time.Second, "the message acked", func() bool { return h.allAcked(1) })
+	if n := len(h.dlq()); n != 0 {
+		t.Errorf("DLQ holds %d messages, want none: the outage is not the message's fault", n)
+	}
+	if info := h.consumerInfo(); info.Delivered.Consumer < 5 {
+		t.Errorf("delivered %d times, want at least 5 (3 outage answers, a 503, the delivery)", info.Delivered.Consumer)
+	}
+}

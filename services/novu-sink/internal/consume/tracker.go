@@ -23,6 +23,10 @@ type tracker struct {
 type track struct {
 	attempt      int
 	firstFailure time.Time
+	// excused counts deliveries that were not the message's fault: Novu
+	// refused the key or plan (an outage), or the breaker kept the call from
+	// being made. They do not count towards NOVU_MAX_DELIVER.
+	excused uint64
 }
 
 func newTracker() *tracker { return &tracker{m: map[string]*track{}} }
@@ -68,6 +72,23 @@ func (t *tracker) failed(base string, now time.Time) time.Time {
 		tr.firstFailure = now
 	}
 	return tr.firstFailure
+}
+
+// excuse records a delivery of base that does not count towards the maximum.
+func (t *tracker) excuse(base string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.get(base).excused++
+}
+
+// excused returns how many deliveries of base were excused.
+func (t *tracker) excused(base string) uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if tr := t.m[base]; tr != nil {
+		return tr.excused
+	}
+	return 0
 }
 
 // forget drops what is known about base, once its message is settled.
