@@ -16,6 +16,7 @@ import (
 
 	"github.com/clerknovu/pipeline/pkg/events"
 	"github.com/clerknovu/pipeline/services/router/internal/route"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -53,9 +54,13 @@ type Source struct {
 	loaded   atomic.Bool
 	rejected atomic.Pointer[string]
 
-	mu     sync.Mutex // serialises Apply and Remove
-	kvRev  uint64
-	bucket string
+	mu    sync.Mutex // serialises Apply and Remove
+	kvRev uint64
+	// kvInForce is set while a KV value is part of the rules in force.
+	kvInForce bool
+	// reconcileEvery overrides [reconcileEvery] (tests).
+	reconcileEvery time.Duration
+	bucket         string
 }
 
 // New returns a Source with base (the defaults, then the rules file) in force.
@@ -100,6 +105,10 @@ func (s *Source) Status() string {
 func (s *Source) Apply(rev uint64, data []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.applyLocked(rev, data)
+}
+
+func (s *Source) applyLocked(rev uint64, data []byte) error {
 	if rev != 0 && rev <= s.kvRev {
 		return nil
 	}
@@ -119,6 +128,7 @@ func (s *Source) Apply(rev uint64, data []byte) error {
 	}
 	s.rejected.Store(nil)
 	s.cur.Store(rules)
+	s.kvInForce = true
 	s.reloads.WithLabelValues(SourceKV, ResultOK).Inc()
 	s.log.Info("routing rules loaded", "source", source, "rules", rules.String())
 	return nil
@@ -129,6 +139,10 @@ func (s *Source) Apply(rev uint64, data []byte) error {
 func (s *Source) Remove(rev uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.removeLocked(rev)
+}
+
+func (s *Source) removeLocked(rev uint64) {
 	if rev != 0 && rev <= s.kvRev {
 		return
 	}
@@ -140,6 +154,7 @@ func (s *Source) Remove(rev uint64) {
 	}
 	s.rejected.Store(nil)
 	s.cur.Store(rules)
+	s.kvInForce = false
 	s.reloads.WithLabelValues(SourceKV, ResultRemoved).Inc()
 	s.log.Info("routing rules key removed: back to the base rules", "source", s.kvSource(rev), "rules", rules.String())
 }
@@ -195,6 +210,12 @@ func (s *Source) watch(ctx, wctx context.Context, kv jetstream.KeyValue) (jetstr
 	if err != nil {
 		return nil, fmt.Errorf("watch %s/%s: %w", kv.Bucket(), events.RoutesKVKey, err)
 	}
+	// A new watcher's initial values are the truth, whatever was seen before:
+	// a recreated bucket starts its revisions at 1 again.
+	s.mu.Lock()
+	s.kvRev = 0
+	s.mu.Unlock()
+	seen := false
 	for {
 		select {
 		case e, ok := <-w.Updates():
@@ -202,8 +223,15 @@ func (s *Source) watch(ctx, wctx context.Context, kv jetstream.KeyValue) (jetstr
 				return nil, fmt.Errorf("watch %s/%s: watcher closed", kv.Bucket(), events.RoutesKVKey)
 			}
 			if e == nil {
+				s.mu.Lock()
+				stale := !seen && s.kvInForce
+				s.mu.Unlock()
+				if stale { // the key is gone (bucket recreated empty, or deleted meanwhile)
+					s.Remove(0)
+				}
 				return w, nil
 			}
+			seen = true
 			s.handle(e)
 		case <-ctx.Done():
 			_ = w.Stop()
@@ -212,14 +240,67 @@ func (s *Source) watch(ctx, wctx context.Context, kv jetstream.KeyValue) (jetstr
 	}
 }
 
-// follow applies changes until ctx ends, reopening a closed watcher.
+// reconcileEvery is how often the key's current value is compared with the
+// rules in force (see [Source.reconcile]).
+const reconcileEvery = 10 * time.Second
+
+// reconcile compares the rules in force with the key's current value and
+// catches up on what a watcher cannot see: the bucket deleted (its rules go),
+// or deleted and created again (its revisions start at 1 again, below the
+// last one applied, and the old watcher resumes past them). It changes
+// nothing when the watcher applied something meanwhile.
+func (s *Source) reconcile(ctx context.Context, kv jetstream.KeyValue) {
+	s.mu.Lock()
+	before := s.kvRev
+	s.mu.Unlock()
+	gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	e, err := kv.Get(gctx, events.RoutesKVKey)
+	if errors.Is(err, nats.ErrNoResponders) {
+		// A direct get nobody answers: ask JetStream whether the bucket is gone.
+		if _, serr := kv.Status(gctx); serr != nil {
+			err = serr
+		}
+	}
+	cancel()
+	gone := errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) ||
+		errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)
+	if err != nil && !gone {
+		return // NATS unreachable: the next round tries again
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.kvRev != before: // the watcher moved on: it is the fresher view
+	case gone:
+		if s.kvInForce {
+			s.removeLocked(0)
+		}
+	case e.Revision() > before:
+		_ = s.applyLocked(e.Revision(), e.Value())
+	case e.Revision() < before: // recreated bucket
+		s.kvRev = 0
+		_ = s.applyLocked(e.Revision(), e.Value())
+	}
+}
+
+// follow applies changes until ctx ends, reopening a closed watcher, and
+// reconciles with the key's current value every reconcileEvery.
 func (s *Source) follow(ctx context.Context, kv jetstream.KeyValue, w jetstream.KeyWatcher) {
 	const maxWait = 5 * time.Second
+	every := s.reconcileEvery
+	if every <= 0 {
+		every = reconcileEvery
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			_ = w.Stop()
 			return
+		case <-tick.C:
+			s.reconcile(ctx, kv)
+			continue
 		case e, ok := <-w.Updates():
 			if ok {
 				if e != nil {

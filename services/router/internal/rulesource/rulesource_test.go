@@ -170,3 +170,47 @@ func TestWatchGivesUpWithTheContext(t *testing.T) {
 		t.Error("Watch with a canceled context succeeded")
 	}
 }
+
+// A bucket deleted and created again starts its revisions at 1: its values
+// must still take effect, and the old bucket's rules must not outlive it.
+func TestWatchFollowsARecreatedBucket(t *testing.T) {
+	_, js := eventstest.RunJetStream(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 4*waitFor)
+	defer cancel()
+	kv, err := OpenBucket(ctx, js, "ROUTES", true, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, wf := range []string{"first", "second", "third"} { // revisions 1 to 3
+		if _, err := kv.Put(ctx, events.RoutesKVKey, []byte("rules:\n  - match: user.created\n    workflows: ["+wf+"]\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := newSource(t)
+	src.reconcileEvery = 100 * time.Millisecond
+	stop, err := src.Watch(ctx, kv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	if got := routeOf(src, "user.created"); !slices.Equal(got, []string{"third"}) {
+		t.Fatalf("user.created → %v, want [third]", got)
+	}
+
+	if err := js.DeleteKeyValue(ctx, "ROUTES"); err != nil {
+		t.Fatal(err)
+	}
+	eventstest.Eventually(t, 2*waitFor, "the deleted bucket's rules to go", func() bool {
+		return slices.Equal(routeOf(src, "user.created"), []string{"user-created"})
+	})
+	kv, err = OpenBucket(ctx, js, "ROUTES", true, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, events.RoutesKVKey, []byte("rules:\n  - match: user.created\n    workflows: [fresh]\n")); err != nil { // revision 1
+		t.Fatal(err)
+	}
+	eventstest.Eventually(t, 2*waitFor, "the recreated bucket's value to take effect", func() bool {
+		return slices.Equal(routeOf(src, "user.created"), []string{"fresh"})
+	})
+}
