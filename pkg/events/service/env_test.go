@@ -108,6 +108,8 @@ func TestTypedValues(t *testing.T) {
 		{name: "float", value: "2.5", read: func(e *Env) any { return e.Float("V", 1, 0) }, want: 2.5},
 		{name: "float bad", value: "fast", read: func(e *Env) any { return e.Float("V", 1, 0) }, want: 1.0, wantErr: true},
 		{name: "float below minimum", value: "-1", read: func(e *Env) any { return e.Float("V", 1, 0) }, want: 1.0, wantErr: true},
+		{name: "float NaN", value: "NaN", read: func(e *Env) any { return e.Float("V", 1, 0) }, want: 1.0, wantErr: true},
+		{name: "float infinite", value: "+Inf", read: func(e *Env) any { return e.Float("V", 1, 0) }, want: 1.0, wantErr: true},
 		{name: "duration", value: "1m30s", read: func(e *Env) any { return e.Duration("V", time.Second) }, want: 90 * time.Second},
 		{name: "duration unset", value: "", read: func(e *Env) any { return e.Duration("V", time.Second) }, want: time.Second},
 		{name: "duration without unit", value: "5", read: func(e *Env) any { return e.Duration("V", time.Second) }, want: time.Second, wantErr: true},
@@ -186,6 +188,11 @@ func TestNATS(t *testing.T) {
 					t.Errorf("defaults %+v", c)
 				}
 			},
+		},
+		{
+			name:    "duplicate window longer than max age",
+			env:     map[string]string{"STREAM_MAX_AGE": "24h"},
+			wantErr: "STREAM_DUPLICATE_WINDOW",
 		},
 		{
 			name: "stream settings",

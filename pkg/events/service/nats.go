@@ -78,6 +78,9 @@ func (e *Env) NATS() NATSConfig {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		e.Fail("NATS_TLS_CERT", "NATS_TLS_CERT and NATS_TLS_KEY go together")
 	}
+	if c.DuplicateWindow > c.MaxAge {
+		e.Fail("STREAM_DUPLICATE_WINDOW", "%s is longer than STREAM_MAX_AGE %s: a message id cannot be remembered longer than its message is kept; shorten the window or keep messages longer", c.DuplicateWindow, c.MaxAge)
+	}
 	if c.Replicas > 5 {
 		e.Fail("STREAM_REPLICAS", "want 1 to 5, got %d", c.Replicas)
 	}
