@@ -197,6 +197,11 @@ func (s *Sink) BreakerState() string { return s.breaker.state().String() }
 // NAKed or dead-lettered) before it returns. It returns nil.
 func (s *Sink) Run(ctx context.Context, src Source) error {
 	slots := make(chan struct{}, s.cfg.Concurrency)
+	// Bulk calls in flight, each holding up to 100 messages and their
+	// encoded request: a quarter of the concurrency keeps a burst's memory
+	// bounded (a few hundred messages in hand) while calls of 100 still go
+	// out far faster than any Novu tier accepts them.
+	bulkSlots := make(chan struct{}, max(1, s.cfg.Concurrency/4))
 	var wg sync.WaitGroup
 
 	keepAliveDone := make(chan struct{})
@@ -267,12 +272,26 @@ func (s *Sink) Run(ctx context.Context, src Source) error {
 			continue
 		}
 
-		if s.cfg.Bulk && !s.cfg.DryRun {
+		bulk := s.cfg.Bulk && !s.cfg.DryRun
+		if bulk {
 			// Under a rate limit, fetch only once the bucket can pay for a
 			// bulk call: a batch waiting for tokens only fills memory.
 			s.limiter.awaitTokens(ctx, bulkCost)
+			select {
+			case bulkSlots <- struct{}{}:
+			case <-ctx.Done():
+			}
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		releaseBulk := func() {
+			if bulk {
+				<-bulkSlots
+			}
 		}
 		if !acquire() {
+			releaseBulk()
 			break
 		}
 		held := 1
@@ -292,9 +311,13 @@ func (s *Sink) Run(ctx context.Context, src Source) error {
 				}
 			}
 			release(held - 1)
-			spawn(func() { s.handleBulk(ctx, items) })
+			spawn(func() {
+				defer releaseBulk()
+				s.handleBulk(ctx, items)
+			})
 			continue
 		}
+		releaseBulk() // not a bulk call after all: single calls use the plain slots
 		for _, msg := range msgs {
 			if held == 0 {
 				if !acquire() {
