@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 
@@ -33,11 +34,8 @@ func NATSCheck(nc *nats.Conn, js jetstream.JetStream, stream string) Check {
 	}}
 }
 
-type notConnected struct{}
-
-func (notConnected) Error() string { return "nats not connected" }
-
-var errNotConnected error = notConnected{}
+// errNotConnected is the readiness error while the connection is down.
+var errNotConnected = errors.New("nats not connected")
 
 // NewRegistry returns a metrics registry with the Go runtime and process collectors.
 func NewRegistry() *prometheus.Registry {
