@@ -54,7 +54,6 @@ type pipeline struct {
 	js       jetstream.JetStream
 	procs    []*proc
 	stack    *stack.Stack
-	stopNATS func() error
 	// natsPID is the JetStream server's process id when it runs as a child.
 	natsPID int
 }
