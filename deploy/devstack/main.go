@@ -41,7 +41,7 @@ import (
 
 	"github.com/clerknovu/pipeline/deploy/stack"
 	"github.com/clerknovu/pipeline/pkg/events"
-	"github.com/clerknovu/pipeline/pkg/events/service"
+	"github.com/clerknovu/pipeline/pkg/runtime/service"
 )
 
 func main() {

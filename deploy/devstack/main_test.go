@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/clerknovu/pipeline/deploy/stack"
-	"github.com/clerknovu/pipeline/pkg/events/eventstest"
+	"github.com/clerknovu/pipeline/pkg/runtime/eventstest"
 )
 
 func TestParseFlags(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
-	"github.com/clerknovu/pipeline/pkg/events/eventstest"
+	"github.com/clerknovu/pipeline/pkg/runtime/eventstest"
 	"github.com/clerknovu/pipeline/pkg/events/samples"
 	"github.com/clerknovu/pipeline/services/novu-sink/novufake"
 )

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 
-	"github.com/clerknovu/pipeline/pkg/events/service"
+	"github.com/clerknovu/pipeline/pkg/runtime/service"
 	novusink "github.com/clerknovu/pipeline/services/novu-sink/app"
 	receiver "github.com/clerknovu/pipeline/services/receiver/app"
 	router "github.com/clerknovu/pipeline/services/router/app"

@@ -13,9 +13,9 @@ import (
 
 	"github.com/clerknovu/pipeline/deploy/stack"
 	"github.com/clerknovu/pipeline/pkg/events"
-	"github.com/clerknovu/pipeline/pkg/events/eventstest"
+	"github.com/clerknovu/pipeline/pkg/runtime/eventstest"
 	"github.com/clerknovu/pipeline/pkg/events/samples"
-	"github.com/clerknovu/pipeline/pkg/events/service"
+	"github.com/clerknovu/pipeline/pkg/runtime/service"
 	"github.com/clerknovu/pipeline/services/novu-sink/novufake"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/propagation"

@@ -20,6 +20,7 @@ require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/clerknovu/pipeline/pkg/runtime v0.0.0
 	github.com/felixge/httpsnoop v1.1.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
@@ -53,6 +54,9 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-// The workspace (go.work) resolves these; the replace lets each module also
+// The workspace (go.work) resolves these; the replaces let each module also
 // build and tidy on its own (GOWORK=off, Docker builds from the repo root).
-replace github.com/clerknovu/pipeline/pkg/events => ../../pkg/events
+replace (
+	github.com/clerknovu/pipeline/pkg/events => ../../pkg/events
+	github.com/clerknovu/pipeline/pkg/runtime => ../../pkg/runtime
+)

@@ -9,7 +9,7 @@ import (
 	"context"
 	"os"
 
-	"github.com/clerknovu/pipeline/pkg/events/service"
+	"github.com/clerknovu/pipeline/pkg/runtime/service"
 	"github.com/clerknovu/pipeline/services/novu-sink/app"
 )
 

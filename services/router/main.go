@@ -7,7 +7,7 @@ package main
 import (
 	"os"
 
-	"github.com/clerknovu/pipeline/pkg/events/service"
+	"github.com/clerknovu/pipeline/pkg/runtime/service"
 	"github.com/clerknovu/pipeline/services/router/app"
 )
 

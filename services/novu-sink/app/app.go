@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
-	"github.com/clerknovu/pipeline/pkg/events/service"
+	"github.com/clerknovu/pipeline/pkg/runtime/service"
 	"github.com/clerknovu/pipeline/services/novu-sink/internal/consume"
 	"github.com/clerknovu/pipeline/services/novu-sink/internal/novu"
 	"github.com/nats-io/nats.go"

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
-	"github.com/clerknovu/pipeline/pkg/events/eventstest"
-	"github.com/clerknovu/pipeline/pkg/events/service"
+	"github.com/clerknovu/pipeline/pkg/runtime/eventstest"
+	"github.com/clerknovu/pipeline/pkg/runtime/service"
 	"github.com/clerknovu/pipeline/services/novu-sink/novufake"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"

@@ -7,7 +7,7 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/clerknovu/pipeline/pkg/events/service"
+	"github.com/clerknovu/pipeline/pkg/runtime/service"
 )
 
 // Defaults of the settings.

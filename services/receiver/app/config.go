@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/clerknovu/pipeline/pkg/events/service"
+	"github.com/clerknovu/pipeline/pkg/runtime/service"
 	"github.com/clerknovu/pipeline/services/receiver/internal/httpapi"
 	"github.com/clerknovu/pipeline/services/receiver/internal/verify"
 )

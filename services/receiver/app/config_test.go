@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clerknovu/pipeline/pkg/events/service"
+	"github.com/clerknovu/pipeline/pkg/runtime/service"
 	"github.com/clerknovu/pipeline/services/receiver/app"
 )
 

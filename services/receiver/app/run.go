@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
-	"github.com/clerknovu/pipeline/pkg/events/service"
+	"github.com/clerknovu/pipeline/pkg/runtime/service"
 	"github.com/clerknovu/pipeline/services/receiver/internal/httpapi"
 	"github.com/clerknovu/pipeline/services/receiver/internal/verify"
 	"github.com/nats-io/nats.go"

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
-	"github.com/clerknovu/pipeline/pkg/events/eventstest"
+	"github.com/clerknovu/pipeline/pkg/runtime/eventstest"
 	"github.com/clerknovu/pipeline/services/receiver/app"
 	natsserver "github.com/nats-io/nats-server/v2/test"
 	svix "github.com/svix/svix-webhooks/go"

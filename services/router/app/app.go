@@ -18,10 +18,10 @@ import (
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
-	"github.com/clerknovu/pipeline/pkg/events/service"
+	"github.com/clerknovu/pipeline/pkg/runtime/service"
 	"github.com/clerknovu/pipeline/services/router/internal/consume"
-	"github.com/clerknovu/pipeline/services/router/internal/route"
-	"github.com/clerknovu/pipeline/services/router/internal/rulesource"
+	"github.com/clerknovu/pipeline/services/router/route"
+	"github.com/clerknovu/pipeline/services/router/rulesource"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )

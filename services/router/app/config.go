@@ -9,8 +9,8 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/clerknovu/pipeline/pkg/events/service"
-	"github.com/clerknovu/pipeline/services/router/internal/route"
+	"github.com/clerknovu/pipeline/pkg/runtime/service"
+	"github.com/clerknovu/pipeline/services/router/route"
 )
 
 // Defaults of [Config].

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clerknovu/pipeline/pkg/events/service"
+	"github.com/clerknovu/pipeline/pkg/runtime/service"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
-	"github.com/clerknovu/pipeline/pkg/events/eventstest"
+	"github.com/clerknovu/pipeline/pkg/runtime/eventstest"
 	"github.com/clerknovu/pipeline/services/novu-sink/internal/novu"
 	"github.com/clerknovu/pipeline/services/novu-sink/novufake"
 	"github.com/nats-io/nats.go"

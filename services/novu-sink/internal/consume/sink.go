@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
-	"github.com/clerknovu/pipeline/pkg/events/service"
+	"github.com/clerknovu/pipeline/pkg/runtime/service"
 	"github.com/clerknovu/pipeline/services/novu-sink/internal/novu"
 	"github.com/clerknovu/pipeline/services/novu-sink/internal/outcome"
 	"github.com/nats-io/nats.go"

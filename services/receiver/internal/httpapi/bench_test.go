@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
-	"github.com/clerknovu/pipeline/pkg/events/eventstest"
+	"github.com/clerknovu/pipeline/pkg/runtime/eventstest"
 	"github.com/clerknovu/pipeline/services/receiver/internal/httpapi"
 	"github.com/nats-io/nats.go/jetstream"
 )

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
-	"github.com/clerknovu/pipeline/pkg/events/eventstest"
-	"github.com/clerknovu/pipeline/pkg/events/service"
+	"github.com/clerknovu/pipeline/pkg/runtime/eventstest"
+	"github.com/clerknovu/pipeline/pkg/runtime/service"
 	"github.com/clerknovu/pipeline/services/receiver/internal/httpapi"
 	"github.com/clerknovu/pipeline/services/receiver/internal/verify"
 	"github.com/nats-io/nats-server/v2/server"

@@ -1,10 +1,10 @@
-package events_test
+package eventstest_test
 
 import (
 	"testing"
 
 	"github.com/clerknovu/pipeline/pkg/events"
-	"github.com/clerknovu/pipeline/pkg/events/eventstest"
+	"github.com/clerknovu/pipeline/pkg/runtime/eventstest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
-	"github.com/clerknovu/pipeline/pkg/events/eventstest"
-	"github.com/clerknovu/pipeline/services/router/internal/route"
+	"github.com/clerknovu/pipeline/pkg/runtime/eventstest"
+	"github.com/clerknovu/pipeline/services/router/route"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
