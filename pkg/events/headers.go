@@ -31,6 +31,15 @@ const (
 	DLQSourceSubjectHeader = "Dlq-Source-Subject"
 	// DLQSourceSequenceHeader is the source message's stream sequence.
 	DLQSourceSequenceHeader = "Dlq-Source-Sequence"
+	// DLQSourceStreamHeader is the stream the source message was read from
+	// (CLERK or NOVU); with [DLQSourceSequenceHeader] it points at the source,
+	// which stays readable there for the stream's max age.
+	DLQSourceStreamHeader = "Dlq-Source-Stream"
+	// DLQTruncatedHeader is set on a dead letter whose body was cut so the
+	// dead letter fits the server's max_payload; its value is the source
+	// body's full size in bytes. The whole body is read from the source
+	// pointer.
+	DLQTruncatedHeader = "Dlq-Truncated"
 	// DLQHTTPStatusHeader is the last HTTP status Novu answered (sink only).
 	DLQHTTPStatusHeader = "Dlq-Http-Status"
 	// DLQResponseHeader holds the first bytes of Novu's last answer (sink only).
