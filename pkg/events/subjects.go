@@ -26,6 +26,11 @@ const (
 	NovuTriggerSubjectPrefix = "novu.trigger."
 	// NovuTriggerSubjectsAll captures every trigger command.
 	NovuTriggerSubjectsAll = NovuTriggerSubjectPrefix + ">"
+	// NovuSyncSubjectPrefix prefixes every subscriber and topic sync command
+	// (stream NOVU): novu.sync.<kind>.<...>.
+	NovuSyncSubjectPrefix = "novu.sync."
+	// NovuSyncSubjectsAll captures every sync command.
+	NovuSyncSubjectsAll = NovuSyncSubjectPrefix + ">"
 	// DLQSubjectPrefix prefixes every dead letter: dlq.<stage>.<...>.
 	DLQSubjectPrefix = "dlq."
 	// DLQSubjectsAll captures every dead letter.
@@ -46,6 +51,11 @@ const (
 	DurableRouter = "router"
 	// DurableSink is the durable pull consumer on [StreamNovu] shared by all sink instances.
 	DurableSink = "novu-sink"
+	// DurableSinkSync is the durable pull consumer of sync commands
+	// ([NovuSyncSubjectsAll]) on [StreamNovu], shared by all sink instances.
+	// It is separate from [DurableSink] so that Novu's configuration rate
+	// limit never slows triggers.
+	DurableSinkSync = "novu-sink-sync"
 )
 
 // RoutesKVKey is the key, in the router's rules KV bucket, that holds the YAML rules.
