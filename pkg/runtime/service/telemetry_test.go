@@ -36,7 +36,7 @@ func TestSetupTelemetry(t *testing.T) {
 		{name: "traces endpoint alone means otlp", env: map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": endpoint + "/v1/traces"}, wantRecording: true},
 		{name: "otlp grpc", env: map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317"}, wantRecording: true},
 		{name: "service name and attributes from the environment",
-			env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_SERVICE_NAME": "router-eu", "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=prod,team=notify%20ops"},
+			env:           map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_SERVICE_NAME": "router-eu", "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=prod,team=notify%20ops"},
 			wantRecording: true, wantResource: map[string]string{"service.name": "router-eu", "deployment.environment.name": "prod", "team": "notify ops"}},
 		{name: "sampler from the environment", env: map[string]string{"OTEL_TRACES_EXPORTER": "console", "OTEL_TRACES_SAMPLER": "always_off"}},
 		{name: "unknown exporter", env: map[string]string{"OTEL_TRACES_EXPORTER": "jaeger"}, wantErr: "OTEL_TRACES_EXPORTER=jaeger"},
