@@ -88,7 +88,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	o.Logger = log
 	o.Getenv = getenv
 	o.Telemetry = func(ctx context.Context, name string) (service.Telemetry, error) {
-		return service.SetupTelemetry(ctx, getenv, name)
+		return service.SetupTelemetry(ctx, name)
 	}
 	st, err := stack.Start(ctx, o)
 	if err != nil {

@@ -41,9 +41,8 @@ type Options struct {
 	// uses ".devstack" relative to the current directory. "" uses a temporary
 	// directory removed by [Stack.Close].
 	Dir string
-	// NATSHost and NATSPort are where the embedded server listens for clients
-	// (default 127.0.0.1 and, when NATSPort is 0, a free port; devstack uses 4222).
-	NATSHost string
+	// NATSPort is where the embedded server listens for clients, on
+	// [DefaultNATSHost] (0: a free port; devstack uses 4222).
 	NATSPort int
 	// ReceiverAddr, RouterAddr and SinkAddr are the services' HTTP listen
 	// addresses (default 127.0.0.1:0, a free port).
@@ -61,8 +60,6 @@ type Options struct {
 	Telemetry func(ctx context.Context, serviceName string) (service.Telemetry, error)
 	// ReadyTimeout bounds the wait for every service's /readyz (default 20s).
 	ReadyTimeout time.Duration
-	// ShutdownTimeout bounds the stop of each service (default 30s).
-	ShutdownTimeout time.Duration
 }
 
 // Stack is a running pipeline. Its fields are set by [Start] and read-only.
@@ -133,7 +130,7 @@ type deps struct {
 // the receiver first, then the router, then the sink, then the server.
 func Start(ctx context.Context, o Options) (*Stack, error) {
 	o = o.withDefaults()
-	st := &Stack{log: o.Logger, timeout: o.ShutdownTimeout, stop: make(chan struct{}), done: make(chan struct{})}
+	st := &Stack{log: o.Logger, timeout: shutdownTimeout, stop: make(chan struct{}), done: make(chan struct{})}
 	if o.Dir == "" {
 		d, err := os.MkdirTemp("", "devstack-")
 		if err != nil {
@@ -165,7 +162,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		return nil, &ConfigError{Service: "devstack", Err: err}
 	}
 
-	s, err := startNATS(o.NATSHost, o.NATSPort, o.Dir, o.Logger.With("service", "nats"))
+	s, err := startNATS(DefaultNATSHost, o.NATSPort, o.Dir, o.Logger.With("service", "nats"))
 	if err != nil {
 		return nil, err
 	}
@@ -216,10 +213,10 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	return st, nil
 }
 
+// shutdownTimeout bounds the stop of each service.
+const shutdownTimeout = 30 * time.Second
+
 func (o Options) withDefaults() Options {
-	if o.NATSHost == "" {
-		o.NATSHost = DefaultNATSHost
-	}
 	if o.NATSPort == 0 {
 		o.NATSPort = -1
 	}
@@ -236,9 +233,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ReadyTimeout <= 0 {
 		o.ReadyTimeout = 20 * time.Second
-	}
-	if o.ShutdownTimeout <= 0 {
-		o.ShutdownTimeout = 30 * time.Second
 	}
 	return o
 }

@@ -74,7 +74,7 @@ func TestTriggerCommandRoundTrip(t *testing.T) {
 		{WorkflowID: "role-changed", To: Recipient{Topic: &Topic{TopicKey: "admins", Exclude: []string{"user_1"}}},
 			Payload: json.RawMessage(`{}`), TransactionID: "txn_1", SvixID: "msg_1", EventType: "role.updated"},
 	} {
-		body, err := json.Marshal(c)
+		body, err := EncodeCommand(c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,7 +94,7 @@ func TestTriggerCommandRoundTrip(t *testing.T) {
 func TestTriggerCommandWireNames(t *testing.T) {
 	c := validCommand()
 	c.To.Subscriber.Avatar, c.To.Subscriber.Timezone, c.EventTimestamp = "", "", 0
-	body, err := json.Marshal(c)
+	body, err := EncodeCommand(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestTriggerCommandValidate(t *testing.T) {
 			if err != nil && !strings.Contains(err.Error(), tt.reason) {
 				t.Errorf("error %q does not say %q", err, tt.reason)
 			}
-			body, _ := json.Marshal(c)
+			body, _ := EncodeCommand(c)
 			if _, perr := ParseCommand(body); !errors.Is(perr, tt.wantErr) {
 				t.Errorf("ParseCommand error %v, want %v", perr, tt.wantErr)
 			}

@@ -19,8 +19,14 @@ type Env struct {
 	errs     []error
 }
 
-// NewEnv returns an [Env] over getenv.
+// NewEnv returns an [Env] over getenv. A nil getenv reads nothing: a
+// service's Config.Validate uses NewEnv(nil) to check a Config built in code
+// with the same validate(*Env) as its LoadConfig, so both report the same
+// one-line problems, each naming the variable and the fix.
 func NewEnv(getenv func(string) string) *Env {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
 	return &Env{getenv: getenv, readFile: os.ReadFile}
 }
 

@@ -287,3 +287,15 @@ func TestFailFormat(t *testing.T) {
 		t.Errorf("Err() = %v", err)
 	}
 }
+
+// NewEnv(nil) reads nothing, for a Config.Validate of a config built in code.
+func TestNewEnvNil(t *testing.T) {
+	e := NewEnv(nil)
+	if got := e.String("X", "def"); got != "def" || e.Secret("Y") != "" || e.Err() != nil {
+		t.Fatalf("NewEnv(nil): String = %q, Secret = %q, Err = %v; want the default, \"\", nil", got, e.Secret("Y"), e.Err())
+	}
+	e.Fail("ROUTER_ADDR", "want host:port such as :8081, got %q", "8081")
+	if got := e.Err().Error(); got != `ROUTER_ADDR: want host:port such as :8081, got "8081"` {
+		t.Errorf("Err = %q", got)
+	}
+}

@@ -65,7 +65,7 @@ func Main[C any](name string, load func(getenv func(string) string) (C, error), 
 		return 2
 	}
 	log := NewLogger(os.Stdout, logConfig(cfg))
-	tel, err := SetupTelemetry(ctx, os.Getenv, name)
+	tel, err := SetupTelemetry(ctx, name)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %s\n", name, OneLine(err))
 		return 2

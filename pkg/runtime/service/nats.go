@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
@@ -111,6 +113,7 @@ func (c NATSConfig) StreamOptions() []events.StreamOption {
 func (c NATSConfig) Options(name string, log *slog.Logger) ([]nats.Option, error) {
 	opts := []nats.Option{
 		nats.Name(name),
+		nats.SetCustomDialer(&causeDialer{url: redactURL(c.URL), d: net.Dialer{Timeout: nats.DefaultTimeout}}),
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
 		nats.ReconnectWait(250 * time.Millisecond),
@@ -166,6 +169,69 @@ func Connect(c NATSConfig, name string, log *slog.Logger, extra ...nats.Option) 
 	return nc, nil
 }
 
+// ErrNotConnected reports a NATS connection that is down: still trying to
+// connect for the first time, or reconnecting. [NotConnected] wraps it with
+// the URLs and the cause.
+var ErrNotConnected = errors.New("not connected to NATS")
+
+// NotConnected returns nil when nc is connected, else an error wrapping
+// [ErrNotConnected] that names the URLs and the real cause, such as
+//
+//	not connected to NATS at nats://127.0.0.1:4222: dial tcp 127.0.0.1:4222: connect: connection refused
+//
+// A connection made by [Connect] remembers its last dial error; otherwise the
+// cause is the connection's last error (an authorization or TLS failure),
+// when it has one. Publishes and requests on a connection that is down fail
+// with errors about the connection's state ("outbound buffer limit exceeded",
+// "headers not supported by this server"); this says why it is down.
+func NotConnected(nc *nats.Conn) error {
+	if nc.IsConnected() {
+		return nil
+	}
+	url := redactURL(strings.Join(nc.Opts.Servers, ","))
+	var cause error
+	if d, ok := nc.Opts.CustomDialer.(*causeDialer); ok {
+		url, cause = d.url, d.cause()
+	}
+	if err := nc.LastError(); err != nil {
+		cause = err // it got past the dial: the server refused the handshake
+	}
+	if nc.IsClosed() {
+		cause = errors.Join(nats.ErrConnectionClosed, cause)
+	}
+	if cause == nil {
+		return fmt.Errorf("%w at %s (%s)", ErrNotConnected, url, nc.Status())
+	}
+	return fmt.Errorf("%w at %s: %w", ErrNotConnected, url, cause)
+}
+
+// causeDialer dials like nats.go's default dialer and remembers the last
+// dial error: nats.go hides it while it retries (a refused first connect
+// even becomes "no servers available"), and [NotConnected] reports it.
+type causeDialer struct {
+	url string
+	d   net.Dialer
+
+	mu      sync.Mutex
+	lastErr error
+}
+
+// Dial implements [nats.CustomDialer].
+func (d *causeDialer) Dial(network, address string) (net.Conn, error) {
+	c, err := d.d.Dial(network, address)
+	d.mu.Lock()
+	d.lastErr = err
+	d.mu.Unlock()
+	return c, err
+}
+
+// cause is the last dial error, nil after a dial succeeded.
+func (d *causeDialer) cause() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.lastErr
+}
+
 // Provision creates or updates every stream of the pipeline, idempotently.
 // Wrap it in [UntilConnected] to wait for NATS.
 func Provision(ctx context.Context, js jetstream.JetStream, opts ...events.StreamOption) error {
@@ -209,18 +275,25 @@ func Transient(err error) bool {
 
 // UntilConnected runs fn, retrying with backoff (250 ms up to 5 s) while nc is
 // disconnected or fn fails with a [Transient] error, until ctx ends. Any other
-// error is returned at once; every error is prefixed with what.
+// error is returned at once; every error is prefixed with what. While nc is
+// down, the error logged and returned is [NotConnected]'s (the URL and the
+// real cause), not fn's.
 func UntilConnected(ctx context.Context, nc *nats.Conn, log *slog.Logger, what string, fn func(context.Context) error) error {
 	wait := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := fn(actx)
 		cancel()
+		if err != nil {
+			if down := NotConnected(nc); down != nil {
+				err = down
+			}
+		}
 		switch {
 		case err == nil:
 			return nil
 		case ctx.Err() != nil:
-			return fmt.Errorf("%s: %w", what, ctx.Err())
+			return fmt.Errorf("%s: %w (last error: %w)", what, ctx.Err(), err)
 		case nc.IsConnected() && !Transient(err):
 			return fmt.Errorf("%s: %w", what, err)
 		}
@@ -231,7 +304,7 @@ func UntilConnected(ctx context.Context, nc *nats.Conn, log *slog.Logger, what s
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("%s: %w", what, ctx.Err())
+			return fmt.Errorf("%s: %w (last error: %w)", what, ctx.Err(), err)
 		case <-t.C:
 		}
 		wait = min(2*wait, 5*time.Second)

@@ -3,7 +3,6 @@ package service
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"time"
 
@@ -24,8 +23,8 @@ type Check struct {
 // NATSCheck is ready when nc is connected and stream answers.
 func NATSCheck(nc *nats.Conn, js jetstream.JetStream, stream string) Check {
 	return Check{Name: "nats", Func: func(ctx context.Context) (string, error) {
-		if !nc.IsConnected() {
-			return nc.Status().String(), errNotConnected
+		if err := NotConnected(nc); err != nil {
+			return nc.Status().String(), err
 		}
 		if _, err := js.Stream(ctx, stream); err != nil {
 			return "stream " + stream + " unreachable", err
@@ -33,9 +32,6 @@ func NATSCheck(nc *nats.Conn, js jetstream.JetStream, stream string) Check {
 		return "connected, stream " + stream + " reachable", nil
 	}}
 }
-
-// errNotConnected is the readiness error while the connection is down.
-var errNotConnected = errors.New("nats not connected")
 
 // NewRegistry returns a metrics registry with the Go runtime and process collectors.
 func NewRegistry() *prometheus.Registry {

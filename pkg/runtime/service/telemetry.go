@@ -7,9 +7,7 @@ import (
 	"os"
 	"strings"
 
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
-	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
+	"go.opentelemetry.io/contrib/exporters/autoexport"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -37,54 +35,39 @@ func NoTelemetry() Telemetry {
 	return Telemetry{TracerProvider: noop.NewTracerProvider(), Propagator: Propagator(), Shutdown: func(context.Context) error { return nil }}
 }
 
-// SetupTelemetry configures tracing from the standard variables only:
-// OTEL_TRACES_EXPORTER (otlp, console or none), OTEL_EXPORTER_OTLP_ENDPOINT /
-// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL /
-// OTEL_EXPORTER_OTLP_TRACES_PROTOCOL (http/protobuf or grpc), OTEL_SERVICE_NAME,
-// OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER(_ARG) and OTEL_SDK_DISABLED.
-// With no exporter and no endpoint set, tracing is off and costs nothing.
-func SetupTelemetry(ctx context.Context, getenv func(string) string, serviceName string) (Telemetry, error) {
-	exporter := strings.ToLower(strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER")))
-	endpoint := getenv("OTEL_EXPORTER_OTLP_ENDPOINT") + getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-	if strings.EqualFold(getenv("OTEL_SDK_DISABLED"), "true") || exporter == "none" || (exporter == "" && endpoint == "") {
+// SetupTelemetry configures tracing from the standard OTEL_* variables of the
+// process environment, which the OTel SDK and its exporters read themselves:
+// [autoexport] builds the exporter (OTEL_TRACES_EXPORTER: otlp, console or
+// none; OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT, _PROTOCOL, _HEADERS...), the SDK
+// reads OTEL_TRACES_SAMPLER(_ARG), and the resource takes OTEL_SERVICE_NAME
+// (default serviceName) and OTEL_RESOURCE_ATTRIBUTES, where a malformed value
+// is an error. Unlike autoexport's default (otlp to localhost), with neither
+// an exporter nor an endpoint set, or with OTEL_SDK_DISABLED=true, tracing is
+// off and costs nothing; trace context still passes through ([NoTelemetry]).
+func SetupTelemetry(ctx context.Context, serviceName string) (Telemetry, error) {
+	if strings.EqualFold(strings.TrimSpace(os.Getenv("OTEL_SDK_DISABLED")), "true") {
 		return NoTelemetry(), nil
 	}
-	var (
-		exp sdktrace.SpanExporter
-		err error
-	)
-	switch exporter {
-	case "", "otlp":
-		protocol := getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-		if protocol == "" {
-			protocol = getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
-		}
-		switch protocol {
-		case "", "http/protobuf":
-			exp, err = otlptracehttp.New(ctx)
-		case "grpc":
-			exp, err = otlptracegrpc.New(ctx)
-		default:
-			return Telemetry{}, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL: want http/protobuf or grpc, got %q", protocol)
-		}
-	case "console":
-		exp, err = stdouttrace.New(stdouttrace.WithWriter(os.Stderr))
-	default:
-		return Telemetry{}, fmt.Errorf("OTEL_TRACES_EXPORTER: want otlp, console or none, got %q", exporter)
-	}
+	// The resource is checked even when tracing is off: a malformed value is
+	// a mistake to report, not to find the day tracing is turned on.
+	res, err := resource.New(ctx, resource.WithTelemetrySDK(),
+		resource.WithAttributes(semconv.ServiceName(serviceName)), resource.WithFromEnv())
 	if err != nil {
-		return Telemetry{}, fmt.Errorf("tracing exporter: %w", err)
+		return Telemetry{}, fmt.Errorf("OTEL_RESOURCE_ATTRIBUTES: %w; want key=value pairs separated by commas, values percent-encoded", err)
 	}
-	res, err := resource.Merge(resource.Default(),
-		resource.NewSchemaless(semconv.ServiceName(serviceName)))
+	exporter := strings.TrimSpace(os.Getenv("OTEL_TRACES_EXPORTER"))
+	if exporter == "" && os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
+		return NoTelemetry(), nil
+	}
+	exp, err := autoexport.NewSpanExporter(ctx)
 	if err != nil {
-		return Telemetry{}, fmt.Errorf("tracing resource: %w", err)
-	}
-	// OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override the default name.
-	if envRes, err := resource.New(ctx, resource.WithFromEnv()); err == nil {
-		if merged, err := resource.Merge(res, envRes); err == nil {
-			res = merged
+		if exporter == "" {
+			exporter = "otlp"
 		}
+		return Telemetry{}, fmt.Errorf("OTEL_TRACES_EXPORTER=%s: %w; want otlp, console or none (OTEL_EXPORTER_OTLP_PROTOCOL http/protobuf or grpc)", exporter, err)
+	}
+	if autoexport.IsNoneSpanExporter(exp) {
+		return NoTelemetry(), nil
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	return Telemetry{

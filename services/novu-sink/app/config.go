@@ -1,9 +1,8 @@
 package app
 
 import (
-	"errors"
-	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"time"
 
@@ -90,37 +89,33 @@ type Config struct {
 	FetchWait time.Duration
 }
 
-// LoadConfig reads the configuration from getenv (os.Getenv in main) and
-// validates it. The error lists every problem, one per line.
+// LoadConfig reads the configuration from getenv (os.Getenv in main). Its
+// error lists every problem, one per line, naming the variable to fix;
+// [service.OneLine] joins them for the one line printed at start.
 func LoadConfig(getenv func(string) string) (Config, error) {
-	e := service.NewEnv(getenv)
+	env := service.NewEnv(getenv)
 	c := Config{
-		NATS:            e.NATS(),
-		Log:             e.Log(),
-		Addr:            e.String("SINK_ADDR", DefaultAddr),
-		APIURL:          e.String("NOVU_API_URL", DefaultAPIURL),
-		SecretKey:       Secret(e.Secret("NOVU_SECRET_KEY")),
-		DryRun:          e.Bool("NOVU_DRY_RUN", false),
-		Timeout:         e.Duration("NOVU_TIMEOUT", DefaultTimeout),
-		RetryBase:       e.Duration("NOVU_RETRY_BASE", DefaultRetryBase),
-		RetryMax:        e.Duration("NOVU_RETRY_MAX", DefaultRetryMax),
-		MaxDeliver:      e.Int("NOVU_MAX_DELIVER", DefaultMaxDeliver, 1),
-		BreakerFailures: e.Int("NOVU_BREAKER_FAILURES", DefaultBreakerFailures, 1),
-		BreakerOpen:     e.Duration("NOVU_BREAKER_OPEN", DefaultBreakerOpen),
-		RateLimit:       e.Float("NOVU_RATE_LIMIT", DefaultRateLimit, 0),
-		Bulk:            e.Bool("NOVU_BULK", true),
-		BulkMin:         e.Int("NOVU_BULK_MIN", DefaultBulkMin, 2),
-		Concurrency:     e.Int("NOVU_CONCURRENCY", DefaultConcurrency, 1),
-		FetchWait:       e.Duration("NOVU_FETCH_WAIT", DefaultFetchWait),
+		NATS:            env.NATS(),
+		Log:             env.Log(),
+		Addr:            env.String("SINK_ADDR", DefaultAddr),
+		APIURL:          env.String("NOVU_API_URL", DefaultAPIURL),
+		SecretKey:       Secret(env.Secret("NOVU_SECRET_KEY")),
+		DryRun:          env.Bool("NOVU_DRY_RUN", false),
+		Timeout:         env.Duration("NOVU_TIMEOUT", DefaultTimeout),
+		RetryBase:       env.Duration("NOVU_RETRY_BASE", DefaultRetryBase),
+		RetryMax:        env.Duration("NOVU_RETRY_MAX", DefaultRetryMax),
+		MaxDeliver:      env.Int("NOVU_MAX_DELIVER", DefaultMaxDeliver, 1),
+		BreakerFailures: env.Int("NOVU_BREAKER_FAILURES", DefaultBreakerFailures, 1),
+		BreakerOpen:     env.Duration("NOVU_BREAKER_OPEN", DefaultBreakerOpen),
+		RateLimit:       env.Float("NOVU_RATE_LIMIT", DefaultRateLimit, 0),
+		Bulk:            env.Bool("NOVU_BULK", true),
+		BulkMin:         env.Int("NOVU_BULK_MIN", DefaultBulkMin, 2),
+		Concurrency:     env.Int("NOVU_CONCURRENCY", DefaultConcurrency, 1),
+		FetchWait:       env.Duration("NOVU_FETCH_WAIT", DefaultFetchWait),
 	}
-	c.AckWait = e.Duration("NOVU_ACK_WAIT", defaultAckWait(c.Timeout))
-	if !c.DryRun {
-		e.Required("NOVU_SECRET_KEY", string(c.SecretKey), "the secret key of your Novu environment, or set NOVU_DRY_RUN=true to only log triggers")
-	}
-	if err := e.Err(); err != nil {
-		return Config{}, err
-	}
-	if err := c.Validate(); err != nil {
+	c.AckWait = env.Duration("NOVU_ACK_WAIT", defaultAckWait(c.Timeout))
+	c.validate(env)
+	if err := env.Err(); err != nil {
 		return Config{}, err
 	}
 	return c, nil
@@ -128,52 +123,56 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 
 func defaultAckWait(timeout time.Duration) time.Duration { return max(MinAckWait, 3*timeout) }
 
-// Validate reports settings that cannot work together, one per line.
+// Validate checks a Config built in code with the same rules as [LoadConfig].
+// Unlike the receiver's and the router's, it fills no defaults: NOVU_BULK
+// defaults to true, which a zero Config cannot tell from false.
 func (c Config) Validate() error {
-	var errs []error
-	fail := func(name, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
-	}
+	env := service.NewEnv(nil)
+	c.validate(env)
+	return env.Err()
+}
+
+// validate records the settings that cannot work in env.
+func (c Config) validate(env *service.Env) {
 	if u, err := url.Parse(c.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		fail("NOVU_API_URL", "want an http(s) URL such as %s or %s, got %q", DefaultAPIURL, EUAPIURL, c.APIURL)
+		env.Fail("NOVU_API_URL", "want an http(s) URL such as %s or %s, got %q", DefaultAPIURL, EUAPIURL, c.APIURL)
 	} else if u.User != nil {
-		fail("NOVU_API_URL", "must not hold credentials; put the key in NOVU_SECRET_KEY")
+		env.Fail("NOVU_API_URL", "must not hold credentials; put the key in NOVU_SECRET_KEY")
 	}
 	if !c.DryRun && c.SecretKey == "" {
-		fail("NOVU_SECRET_KEY", "required (or set NOVU_DRY_RUN=true to only log triggers)")
+		env.Fail("NOVU_SECRET_KEY", "required (the secret key of your Novu environment, or NOVU_SECRET_KEY_FILE), or set NOVU_DRY_RUN=true to only log triggers")
 	}
 	if c.Timeout <= 0 {
-		fail("NOVU_TIMEOUT", "want a positive duration")
+		env.Fail("NOVU_TIMEOUT", "want a positive duration such as 10s")
 	}
 	if c.AckWait <= c.Timeout {
-		fail("NOVU_ACK_WAIT", "want more than NOVU_TIMEOUT (%v), got %v", c.Timeout, c.AckWait)
+		env.Fail("NOVU_ACK_WAIT", "want more than NOVU_TIMEOUT (%v), got %v", c.Timeout, c.AckWait)
 	}
 	if c.RetryBase <= 0 || c.RetryMax < c.RetryBase {
-		fail("NOVU_RETRY_MAX", "want NOVU_RETRY_BASE (%v) > 0 and NOVU_RETRY_MAX (%v) at least as long", c.RetryBase, c.RetryMax)
+		env.Fail("NOVU_RETRY_MAX", "want NOVU_RETRY_BASE (%v) > 0 and NOVU_RETRY_MAX (%v) at least as long", c.RetryBase, c.RetryMax)
 	}
 	if c.MaxDeliver < 1 {
-		fail("NOVU_MAX_DELIVER", "want at least 1, got %d", c.MaxDeliver)
+		env.Fail("NOVU_MAX_DELIVER", "want at least 1, got %d", c.MaxDeliver)
 	}
 	if c.BreakerFailures < 1 {
-		fail("NOVU_BREAKER_FAILURES", "want at least 1, got %d", c.BreakerFailures)
+		env.Fail("NOVU_BREAKER_FAILURES", "want at least 1, got %d", c.BreakerFailures)
 	}
 	if c.BreakerOpen <= 0 {
-		fail("NOVU_BREAKER_OPEN", "want a positive duration")
+		env.Fail("NOVU_BREAKER_OPEN", "want a positive duration such as 30s")
 	}
 	if c.RateLimit < 0 {
-		fail("NOVU_RATE_LIMIT", "want 0 (unlimited) or more, got %g", c.RateLimit)
+		env.Fail("NOVU_RATE_LIMIT", "want 0 (unlimited) or more, got %g", c.RateLimit)
 	}
 	if c.BulkMin < 2 || c.BulkMin > 100 {
-		fail("NOVU_BULK_MIN", "want 2 to 100 (Novu takes at most 100 events per bulk call), got %d", c.BulkMin)
+		env.Fail("NOVU_BULK_MIN", "want 2 to 100 (Novu takes at most 100 events per bulk call), got %d", c.BulkMin)
 	}
 	if c.Concurrency < 1 {
-		fail("NOVU_CONCURRENCY", "want at least 1, got %d", c.Concurrency)
+		env.Fail("NOVU_CONCURRENCY", "want at least 1, got %d", c.Concurrency)
 	}
 	if c.FetchWait <= 0 {
-		fail("NOVU_FETCH_WAIT", "want a positive duration")
+		env.Fail("NOVU_FETCH_WAIT", "want a positive duration such as 1s")
 	}
-	if c.Addr == "" {
-		fail("SINK_ADDR", "want a listen address such as :8082")
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		env.Fail("SINK_ADDR", "want host:port such as :8082, got %q", c.Addr)
 	}
-	return errors.Join(errs...)
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/clerknovu/pipeline/pkg/runtime/service"
 )
 
 func env(m map[string]string) func(string) string {
@@ -138,5 +140,43 @@ func TestSecretNeverPrints(t *testing.T) {
 		if strings.Contains(s, "very_secret") {
 			t.Errorf("formatted config shows the key: %s", s)
 		}
+	}
+}
+
+// TestValidate: a Config built in code is checked by the same rules as
+// LoadConfig, with the same one-line problems, each naming the variable.
+func TestValidate(t *testing.T) {
+	base, err := LoadConfig(env(map[string]string{"NOVU_SECRET_KEY": "k"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		change  func(*Config)
+		wantErr string
+	}{
+		{name: "loaded defaults", change: func(*Config) {}},
+		{name: "dry run without a key", change: func(c *Config) { c.DryRun, c.SecretKey = true, "" }},
+		{name: "no key", change: func(c *Config) { c.SecretKey = "" }, wantErr: "NOVU_SECRET_KEY: required"},
+		{name: "address without port", change: func(c *Config) { c.Addr = "8082" }, wantErr: `SINK_ADDR: want host:port such as :8082, got "8082"`},
+		{name: "no timeout", change: func(c *Config) { c.Timeout = 0 }, wantErr: "NOVU_TIMEOUT: want a positive duration"},
+		{name: "bulk min of one", change: func(c *Config) { c.BulkMin = 1 }, wantErr: "NOVU_BULK_MIN: want 2 to 100"},
+		{name: "no concurrency", change: func(c *Config) { c.Concurrency = 0 }, wantErr: "NOVU_CONCURRENCY: want at least 1, got 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base
+			tt.change(&c)
+			err := c.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil || err.Error() != service.OneLine(err) || !strings.HasPrefix(err.Error(), tt.wantErr) {
+				t.Fatalf("Validate = %v, want the one line %q...", err, tt.wantErr)
+			}
+		})
 	}
 }

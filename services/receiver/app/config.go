@@ -125,7 +125,7 @@ func loadSecrets(env *service.Env) Secrets {
 // zero fields, with the same rules as [LoadConfig].
 func (c Config) Validate() error {
 	c.setDefaults()
-	env := service.NewEnv(func(string) string { return "" })
+	env := service.NewEnv(nil)
 	if len(c.Secrets) == 0 {
 		env.Fail(secretVar, "required (the whsec_... signing secret of the Clerk webhook endpoint)")
 	} else if _, err := verify.New(c.Secrets); err != nil {

@@ -2,7 +2,6 @@ package app
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -70,35 +69,35 @@ type Config struct {
 	ShutdownTimeout time.Duration
 }
 
-// LoadConfig reads the configuration from getenv (os.Getenv in main) and
-// validates it, the rules file included, reporting every problem at once.
+// LoadConfig reads the configuration from getenv (os.Getenv in main). Its
+// error lists every problem, one per line, naming the variable to fix (the
+// rules file included); [service.OneLine] joins them for the one line printed
+// at start.
 func LoadConfig(getenv func(string) string) (Config, error) {
-	e := service.NewEnv(getenv)
+	env := service.NewEnv(getenv)
 	c := Config{
-		NATS:            e.NATS(),
-		Log:             e.Log(),
-		Addr:            e.String("ROUTER_ADDR", DefaultAddr),
-		RoutesFile:      e.File("ROUTES_FILE"),
-		RoutesKVBucket:  e.Lookup("ROUTES_KV_BUCKET"),
-		DefaultLocale:   e.String("DEFAULT_LOCALE", route.DefaultLocale),
-		Concurrency:     e.Int("ROUTER_CONCURRENCY", DefaultConcurrency, 1),
-		MaxDeliver:      e.Int("ROUTER_MAX_DELIVER", DefaultMaxDeliver, 1),
-		AckWait:         e.Duration("ROUTER_ACK_WAIT", DefaultAckWait),
-		PublishTimeout:  e.Duration("ROUTER_PUBLISH_TIMEOUT", DefaultPublishTimeout),
-		BackoffMin:      e.Duration("ROUTER_BACKOFF_MIN", DefaultBackoffMin),
-		BackoffMax:      e.Duration("ROUTER_BACKOFF_MAX", DefaultBackoffMax),
-		ShutdownTimeout: e.Duration("ROUTER_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout),
+		NATS:            env.NATS(),
+		Log:             env.Log(),
+		Addr:            env.String("ROUTER_ADDR", DefaultAddr),
+		RoutesFile:      env.File("ROUTES_FILE"),
+		RoutesKVBucket:  env.Lookup("ROUTES_KV_BUCKET"),
+		DefaultLocale:   env.String("DEFAULT_LOCALE", route.DefaultLocale),
+		Concurrency:     env.Int("ROUTER_CONCURRENCY", DefaultConcurrency, 1),
+		MaxDeliver:      env.Int("ROUTER_MAX_DELIVER", DefaultMaxDeliver, 1),
+		AckWait:         env.Duration("ROUTER_ACK_WAIT", DefaultAckWait),
+		PublishTimeout:  env.Duration("ROUTER_PUBLISH_TIMEOUT", DefaultPublishTimeout),
+		BackoffMin:      env.Duration("ROUTER_BACKOFF_MIN", DefaultBackoffMin),
+		BackoffMax:      env.Duration("ROUTER_BACKOFF_MAX", DefaultBackoffMax),
+		ShutdownTimeout: env.Duration("ROUTER_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout),
 	}
-	if err := e.Err(); err != nil {
-		return c, err
-	}
-	if err := c.Validate(); err != nil {
-		return c, err
-	}
+	c.validate(env)
 	if c.RoutesFile != "" {
 		if _, err := loadRulesFile(c.RoutesFile); err != nil {
-			return c, fmt.Errorf("ROUTES_FILE: %w", err)
+			env.Fail("ROUTES_FILE", "%v", err)
 		}
+	}
+	if err := env.Err(); err != nil {
+		return Config{}, err
 	}
 	return c, nil
 }
@@ -122,35 +121,39 @@ var localeRE = regexp.MustCompile(`^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*$`)
 // bucketRE is what JetStream accepts as a KV bucket name.
 var bucketRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
-// Validate reports every setting that cannot work, one per line, each naming
-// the variable to fix.
+// Validate checks a Config built in code, after applying the defaults to
+// zero fields, with the same rules as [LoadConfig] (the rules file aside,
+// which [Run] loads).
 func (c Config) Validate() error {
-	var errs []error
-	fail := func(name, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	c.setDefaults()
+	env := service.NewEnv(nil)
+	c.validate(env)
+	return env.Err()
+}
+
+// validate records the settings that cannot work in env.
+func (c Config) validate(env *service.Env) {
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		env.Fail("ROUTER_ADDR", "want host:port such as :8081, got %q", c.Addr)
 	}
-	if _, _, err := net.SplitHostPort(c.Addr); c.Addr != "" && err != nil {
-		fail("ROUTER_ADDR", "want host:port such as :8081, got %q", c.Addr)
-	}
-	if c.DefaultLocale != "" && !localeRE.MatchString(c.DefaultLocale) {
-		fail("DEFAULT_LOCALE", "want a locale such as en_US or fr-FR, got %q", c.DefaultLocale)
+	if !localeRE.MatchString(c.DefaultLocale) {
+		env.Fail("DEFAULT_LOCALE", "want a locale such as en_US or fr-FR, got %q", c.DefaultLocale)
 	}
 	if c.RoutesKVBucket != "" && !bucketRE.MatchString(c.RoutesKVBucket) {
-		fail("ROUTES_KV_BUCKET", "want a bucket name of letters, digits, '-' and '_', got %q", c.RoutesKVBucket)
+		env.Fail("ROUTES_KV_BUCKET", "want a bucket name of letters, digits, '-' and '_', got %q", c.RoutesKVBucket)
 	}
-	if c.Concurrency < 0 || c.Concurrency > 4096 {
-		fail("ROUTER_CONCURRENCY", "want 1 to 4096, got %d", c.Concurrency)
+	if c.Concurrency < 1 || c.Concurrency > 4096 {
+		env.Fail("ROUTER_CONCURRENCY", "want 1 to 4096, got %d", c.Concurrency)
 	}
-	if c.MaxDeliver < 0 {
-		fail("ROUTER_MAX_DELIVER", "want at least 1, got %d", c.MaxDeliver)
+	if c.MaxDeliver < 1 {
+		env.Fail("ROUTER_MAX_DELIVER", "want at least 1, got %d", c.MaxDeliver)
 	}
-	if c.AckWait > 0 && c.PublishTimeout > 0 && c.AckWait <= 2*c.PublishTimeout {
-		fail("ROUTER_ACK_WAIT", "must exceed twice ROUTER_PUBLISH_TIMEOUT (%v, a command and a dead letter may both be published), got %v", c.PublishTimeout, c.AckWait)
+	if c.AckWait <= 2*c.PublishTimeout {
+		env.Fail("ROUTER_ACK_WAIT", "must exceed twice ROUTER_PUBLISH_TIMEOUT (%v, a command and a dead letter may both be published), got %v", c.PublishTimeout, c.AckWait)
 	}
-	if c.BackoffMax > 0 && c.BackoffMin > c.BackoffMax {
-		fail("ROUTER_BACKOFF_MIN", "must not exceed ROUTER_BACKOFF_MAX (%v), got %v", c.BackoffMax, c.BackoffMin)
+	if c.BackoffMin > c.BackoffMax {
+		env.Fail("ROUTER_BACKOFF_MIN", "must not exceed ROUTER_BACKOFF_MAX (%v), got %v", c.BackoffMax, c.BackoffMin)
 	}
-	return errors.Join(errs...)
 }
 
 // loadRulesFile reads and parses a rules file.

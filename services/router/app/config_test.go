@@ -110,3 +110,34 @@ func TestSetDefaultsThenValidate(t *testing.T) {
 		t.Errorf("defaults not applied: %+v", c)
 	}
 }
+
+// TestValidate: a Config built in code gets the defaults for its zero fields
+// and the same one-line problems as LoadConfig, each naming the variable.
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		given   Config
+		wantErr string
+	}{
+		{name: "zero config", given: Config{}},
+		{name: "ack wait against the default publish timeout", given: Config{AckWait: time.Second}, wantErr: "ROUTER_ACK_WAIT: must exceed twice ROUTER_PUBLISH_TIMEOUT (5s"},
+		{name: "too much concurrency", given: Config{Concurrency: 5000}, wantErr: "ROUTER_CONCURRENCY: want 1 to 4096, got 5000"},
+		{name: "negative max deliver", given: Config{MaxDeliver: -1}, wantErr: "ROUTER_MAX_DELIVER: want at least 1, got -1"},
+		{name: "backoff bounds crossed", given: Config{BackoffMin: time.Minute, BackoffMax: time.Second}, wantErr: "ROUTER_BACKOFF_MIN: must not exceed ROUTER_BACKOFF_MAX (1s)"},
+		{name: "address without port", given: Config{Addr: "localhost"}, wantErr: `ROUTER_ADDR: want host:port such as :8081, got "localhost"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.given.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil || err.Error() != service.OneLine(err) || !strings.HasPrefix(err.Error(), tt.wantErr) {
+				t.Fatalf("Validate = %v, want the one line %q...", err, tt.wantErr)
+			}
+		})
+	}
+}

@@ -2,7 +2,6 @@ package route
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 
 	"github.com/clerknovu/pipeline/pkg/events"
@@ -67,17 +66,4 @@ func Commands(ev events.Event, src Source, targets []Target, opts BuildOptions) 
 		cmds = append(cmds, cmd)
 	}
 	return cmds, nil
-}
-
-// Encode returns the JSON body of cmd. The payload keeps its bytes: encoding/json
-// only drops insignificant whitespace from it, and HTML characters in it
-// ('<', '>', '&' in an email body) are not escaped.
-func Encode(cmd events.TriggerCommand) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(cmd); err != nil {
-		return nil, fmt.Errorf("encode command %s: %w", cmd.WorkflowID, err)
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte{'\n'}), nil
 }

@@ -3,9 +3,7 @@ package novu
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"slices"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/clerknovu/pipeline/pkg/events"
 )
@@ -20,15 +18,17 @@ const MaxIdempotencyKeyLen = 255
 //
 //	{"name":<workflowId>,"to":<recipient>,"payload":<payload>,"transactionId":<id>}
 //
-// The payload bytes are copied unchanged (no re-encoding, no HTML escaping);
-// an absent or null payload becomes {}, Novu's default. A subscriber recipient
-// is a SubscriberPayloadDto object; a topic is {"type":"Topic","topicKey":...}.
-// The output is deterministic (subscriber data keys sorted), so the same
-// command always gives the same bytes, which Novu's idempotency check requires.
-// cmd must have passed [events.TriggerCommand.Validate].
+// It is Novu's TriggerEventRequestDto built from the contract's own encoding
+// ([events.AppendJSONString], [events.Subscriber.AppendJSON],
+// [events.Topic.AppendJSON]); what is Novu's here is the field names, the
+// topic's "type" discriminator and an absent or null payload sent as {},
+// Novu's default. The payload bytes are copied unchanged (no re-encoding, no
+// HTML escaping). The output is deterministic, so the same command always
+// gives the same bytes, which Novu's idempotency check requires. cmd must
+// have passed [events.TriggerCommand.Validate].
 func AppendTrigger(dst []byte, cmd *events.TriggerCommand) []byte {
 	dst = append(dst, `{"name":`...)
-	dst = appendString(dst, cmd.WorkflowID)
+	dst = events.AppendJSONString(dst, cmd.WorkflowID)
 	dst = append(dst, `,"to":`...)
 	dst = appendRecipient(dst, cmd.To)
 	dst = append(dst, `,"payload":`...)
@@ -38,7 +38,7 @@ func AppendTrigger(dst []byte, cmd *events.TriggerCommand) []byte {
 		dst = append(dst, p...)
 	}
 	dst = append(dst, `,"transactionId":`...)
-	dst = appendString(dst, cmd.TransactionID)
+	dst = events.AppendJSONString(dst, cmd.TransactionID)
 	return append(dst, '}')
 }
 
@@ -54,114 +54,20 @@ func AppendBulk(dst []byte, cmds []*events.TriggerCommand) []byte {
 	return append(dst, "]}"...)
 }
 
-// appendRecipient appends the "to" value of r.
+// appendRecipient appends the "to" value of r: the subscriber as the contract
+// encodes it (it is Novu's SubscriberPayloadDto), or the contract's topic with
+// Novu's {"type":"Topic"} discriminator first.
 func appendRecipient(dst []byte, r events.Recipient) []byte {
-	if t := r.Topic; t != nil {
-		dst = append(dst, `{"type":"Topic","topicKey":`...)
-		dst = appendString(dst, t.TopicKey)
-		if len(t.Exclude) > 0 {
-			dst = append(dst, `,"exclude":[`...)
-			for i, e := range t.Exclude {
-				if i > 0 {
-					dst = append(dst, ',')
-				}
-				dst = appendString(dst, e)
-			}
-			dst = append(dst, ']')
-		}
-		return append(dst, '}')
+	switch {
+	case r.Topic != nil:
+		dst = append(dst, `{"type":"Topic",`...)
+		n := len(dst)
+		dst = r.Topic.AppendJSON(dst)        // {"topicKey":...}
+		return append(dst[:n], dst[n+1:]...) // less the contract's own opening brace
+	case r.Subscriber != nil:
+		return r.Subscriber.AppendJSON(dst)
 	}
-	s := r.Subscriber
-	if s == nil {
-		return append(dst, "null"...)
-	}
-	dst = append(dst, `{"subscriberId":`...)
-	dst = appendString(dst, s.SubscriberID)
-	for _, f := range [...]struct{ key, val string }{
-		{`,"firstName":`, s.FirstName},
-		{`,"lastName":`, s.LastName},
-		{`,"email":`, s.Email},
-		{`,"phone":`, s.Phone},
-		{`,"avatar":`, s.Avatar},
-		{`,"locale":`, s.Locale},
-		{`,"timezone":`, s.Timezone},
-	} {
-		if f.val != "" {
-			dst = append(dst, f.key...)
-			dst = appendString(dst, f.val)
-		}
-	}
-	if len(s.Data) > 0 {
-		keys := make([]string, 0, len(s.Data))
-		for k := range s.Data {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		dst = append(dst, `,"data":{`...)
-		for i, k := range keys {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendString(dst, k)
-			dst = append(dst, ':')
-			dst = appendString(dst, s.Data[k])
-		}
-		dst = append(dst, '}')
-	}
-	return append(dst, '}')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string: quotes, backslashes and control
-// characters escaped, invalid UTF-8 replaced by U+FFFD, and U+2028/U+2029
-// escaped as encoding/json does. HTML characters are left alone.
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		b := s[i]
-		if b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '"', '\\':
-				dst = append(dst, '\\', b)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	return append(dst, "null"...)
 }
 
 // IdempotencyKey derives the Idempotency-Key of a call from base (the

@@ -61,8 +61,6 @@ type Options struct {
 	MaxBodyBytes int64
 	// PublishTimeout bounds the wait for a PubAck (default [DefaultPublishTimeout]).
 	PublishTimeout time.Duration
-	// RetryAfter is sent with every 503 (default [DefaultRetryAfter]).
-	RetryAfter time.Duration
 	// Now is the clock used for the signature tolerance and Received-At
 	// (default time.Now).
 	Now func() time.Time
@@ -99,16 +97,13 @@ func New(o Options) (http.Handler, error) {
 	if o.PublishTimeout <= 0 {
 		o.PublishTimeout = DefaultPublishTimeout
 	}
-	if o.RetryAfter <= 0 {
-		o.RetryAfter = DefaultRetryAfter
-	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	h := &handler{
 		Options:    o,
 		tracer:     o.TracerProvider.Tracer(ScopeName),
-		retryAfter: strconv.Itoa(int((o.RetryAfter + time.Second - 1) / time.Second)),
+		retryAfter: strconv.Itoa(int((DefaultRetryAfter + time.Second - 1) / time.Second)),
 		tooLarge:   fmt.Errorf("%w: more than %d bytes", errTooLarge, o.MaxBodyBytes),
 	}
 	// With tracing off, otelhttp would only build attributes nobody reads:

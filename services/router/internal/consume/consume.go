@@ -258,7 +258,7 @@ func (h *Handler) publish(ctx context.Context, c events.TriggerCommand, src nats
 	if err != nil {
 		return err
 	}
-	body, err := route.Encode(c)
+	body, err := events.EncodeCommand(c)
 	if err != nil {
 		return err
 	}
