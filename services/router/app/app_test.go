@@ -109,7 +109,7 @@ func publishEvent(t *testing.T, js jetstream.JetStream, typ, svixID, body string
 
 func fixture(t *testing.T, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "internal", "route", "testdata", "events", name+".json"))
+	b, err := os.ReadFile(filepath.Join("..", "route", "testdata", "events", name+".json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +287,7 @@ func TestRunWithoutNATS(t *testing.T) {
 func TestRunSharesARegistry(t *testing.T) {
 	s := eventstest.RunServer(t)
 	_, js := eventstest.Connect(t, s.ClientURL())
-	if _, err := js.CreateOrUpdateConsumer(t.Context(), events.StreamNovu, events.ConsumerConfig(events.DurableSink)); err != nil {
+	if _, err := js.CreateOrUpdateConsumer(t.Context(), events.StreamNovu, events.SinkConsumer().Config); err != nil {
 		t.Fatal(err)
 	}
 	reg := service.NewRegistry()
