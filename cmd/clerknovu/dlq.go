@@ -218,9 +218,43 @@ func printOutcomes(p *printer, outs []ops.Outcome, runErr error) error {
 	return nil
 }
 
-func dlqRedriveCmd(c *cli, g *globals) *cobra.Command {
+// dlqChangeCmd is a command that changes the selected dead letters (redrive,
+// purge): selectors and --yes, the plan first, then apply.
+func dlqChangeCmd(c *cli, g *globals, cmd *cobra.Command, verb, done string,
+	apply func(ctx context.Context, js jetstream.JetStream, dls []ops.DeadLetter, o ops.RunOptions) ([]ops.Outcome, error), rate *float64) *cobra.Command {
 	var f selectorFlags
 	var yes bool
+	f.register(cmd.Flags())
+	var sel ops.Selector
+	cmd.PreRunE = func(*cobra.Command, []string) (err error) {
+		sel, err = f.selector(c)
+		return err
+	}
+	cmd.Flags().BoolVar(&yes, "yes", false, "apply the plan without asking")
+	cmd.RunE = g.withJS(c, func(ctx context.Context, js jetstream.JetStream) error {
+		dls, err := ops.ListDeadLetters(ctx, js, sel)
+		if err != nil {
+			return err
+		}
+		p := g.printer(c)
+		printPlan(p, verb, ops.Summarize(dls, 3))
+		if len(dls) == 0 {
+			return nil
+		}
+		if err := confirm(c, yes, fmt.Sprintf("%s %d dead letter(s)", verb, len(dls))); err != nil {
+			return err
+		}
+		o := ops.RunOptions{Progress: progress(c, done)}
+		if rate != nil {
+			o.Rate = *rate
+		}
+		outs, err := apply(ctx, js, dls, o)
+		return printOutcomes(p, outs, err)
+	})
+	return cmd
+}
+
+func dlqRedriveCmd(c *cli, g *globals) *cobra.Command {
 	var rate float64
 	cmd := &cobra.Command{
 		Use:   "redrive [selectors]",
@@ -239,36 +273,11 @@ Redriving twice never triggers a workflow twice: the transactionId is the same.`
   clerknovu dlq redrive --workflow user-created --rate 20 --yes`,
 		Args: args(cobra.NoArgs),
 	}
-	f.register(cmd.Flags())
-	var sel ops.Selector
-	cmd.PreRunE = func(*cobra.Command, []string) (err error) {
-		sel, err = f.selector(c)
-		return err
-	}
-	cmd.Flags().BoolVar(&yes, "yes", false, "apply the plan without asking")
 	cmd.Flags().Float64Var(&rate, "rate", 0, "at most N republishes per second (0: unpaced)")
-	cmd.RunE = g.withJS(c, func(ctx context.Context, js jetstream.JetStream) error {
-		dls, err := ops.ListDeadLetters(ctx, js, sel)
-		if err != nil {
-			return err
-		}
-		p := g.printer(c)
-		printPlan(p, "redrive", ops.Summarize(dls, 3))
-		if len(dls) == 0 {
-			return nil
-		}
-		if err := confirm(c, yes, fmt.Sprintf("redrive %d dead letter(s)", len(dls))); err != nil {
-			return err
-		}
-		outs, err := ops.Redrive(ctx, js, dls, ops.RunOptions{Rate: rate, Progress: progress(c, "redriven")})
-		return printOutcomes(p, outs, err)
-	})
-	return cmd
+	return dlqChangeCmd(c, g, cmd, "redrive", "redriven", ops.Redrive, &rate)
 }
 
 func dlqPurgeCmd(c *cli, g *globals) *cobra.Command {
-	var f selectorFlags
-	var yes bool
 	cmd := &cobra.Command{
 		Use:   "purge [selectors] --yes",
 		Short: "Delete dead letters deliberately",
@@ -278,28 +287,5 @@ nothing (and exits 1 without a terminal to ask on).`,
   clerknovu dlq purge --seq 1-99`,
 		Args: args(cobra.NoArgs),
 	}
-	f.register(cmd.Flags())
-	var sel ops.Selector
-	cmd.PreRunE = func(*cobra.Command, []string) (err error) {
-		sel, err = f.selector(c)
-		return err
-	}
-	cmd.Flags().BoolVar(&yes, "yes", false, "apply the plan without asking")
-	cmd.RunE = g.withJS(c, func(ctx context.Context, js jetstream.JetStream) error {
-		dls, err := ops.ListDeadLetters(ctx, js, sel)
-		if err != nil {
-			return err
-		}
-		p := g.printer(c)
-		printPlan(p, "purge", ops.Summarize(dls, 3))
-		if len(dls) == 0 {
-			return nil
-		}
-		if err := confirm(c, yes, fmt.Sprintf("purge %d dead letter(s)", len(dls))); err != nil {
-			return err
-		}
-		outs, err := ops.Purge(ctx, js, dls, ops.RunOptions{Progress: progress(c, "purged")})
-		return printOutcomes(p, outs, err)
-	})
-	return cmd
+	return dlqChangeCmd(c, g, cmd, "purge", "purged", ops.Purge, nil)
 }

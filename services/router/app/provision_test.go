@@ -1,34 +1,14 @@
 package app
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
 	"github.com/clerknovu/pipeline/pkg/runtime/eventstest"
 )
-
-// lockedBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // A router configured with a shorter duplicate window than the existing
 // CLERK stream's must not shrink it (that would let a Svix retry through as
@@ -44,7 +24,7 @@ func TestRunNeverShrinksAnExistingDuplicateWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.NATS.DuplicateWindow = env.NATS.DuplicateWindow
-	var logs lockedBuffer
+	var logs eventstest.SyncBuffer
 	r := runRouterWith(t, cfg, Deps{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	r.waitReady(t)
 
