@@ -18,9 +18,9 @@ type StreamStatus struct {
 	Messages uint64    `json:"messages"`
 	Bytes    uint64    `json:"bytes"`
 	FirstSeq uint64    `json:"first_seq"`
-	First    time.Time `json:"first"`
+	First    time.Time `json:"first,omitzero"`
 	LastSeq  uint64    `json:"last_seq"`
-	Last     time.Time `json:"last"`
+	Last     time.Time `json:"last,omitzero"`
 }
 
 // ConsumerStatus is one durable consumer's state.
