@@ -467,3 +467,15 @@ func TestUsageExitCodes(t *testing.T) {
 		t.Errorf("status without NATS: exit %d, want 1", code)
 	}
 }
+
+// status exits 1 and names what is missing until provision creates it.
+func TestStatusNamesMissingResources(t *testing.T) {
+	_, js := eventstest.RunJetStream(t) // the streams, no consumers
+	env := map[string]string{"NATS_URL": natsURL(t, js)}
+	code, out, errOut := exec(t, env, "status")
+	if code != 1 || !strings.Contains(out, "consumer CLERK/router         MISSING") || !strings.Contains(errOut, "consumer CLERK/router") {
+		t.Fatalf("status: exit %d\n%s\n%s", code, out, errOut)
+	}
+	mustExec(t, env, 0, "provision")
+	mustExec(t, env, 0, "status")
+}
