@@ -263,8 +263,9 @@ func (p *pipeline) waitIdle(ctx context.Context, timeout time.Duration) error {
 // pending describes the messages the consumers have not finished, "" when none.
 func (p *pipeline) pending(ctx context.Context) (string, error) {
 	var busy []string
-	for _, durable := range []string{events.DurableRouter, events.DurableSink} {
-		c, err := p.js.Consumer(ctx, events.ConsumerStream(durable), durable)
+	for _, d := range []events.Consumer{events.RouterConsumer(), events.SinkConsumer()} {
+		durable := d.Config.Durable
+		c, err := p.js.Consumer(ctx, d.Stream, durable)
 		if err != nil {
 			return "", err
 		}

@@ -146,7 +146,7 @@ func printBanner(w io.Writer, st *stack.Stack) {
 	}
 	routes := "the router's built-in rules (set ROUTES_FILE or ROUTES_KV_BUCKET to change them)"
 	if st.RoutesBucket != "" {
-		routes = fmt.Sprintf("edit live: nats -s %s kv put %s %s < services/router/routes.example.yaml",
+		routes = fmt.Sprintf("edit live: NATS_URL=%s go run ./cmd/clerknovu routes put services/router/routes.example.yaml (kv %s/%s)",
 			st.NATSURL, st.RoutesBucket, events.RoutesKVKey)
 	}
 	fmt.Fprintf(w, `
@@ -159,7 +159,7 @@ devstack is running (data in %s; Ctrl-C to stop)
   send      go run ./deploy/send user.created
   tap       nats -s %[9]s sub 'clerk.>'
             nats -s %[9]s sub 'novu.trigger.>'
-            nats -s %[9]s stream view DLQ
+  operate   NATS_URL=%[9]s go run ./cmd/clerknovu status   (dlq ls, dlq redrive, replay, routes...)
 
 `, st.Dir, st.WebhookURL, secret, st.Novu, st.ReceiverURL, st.RouterURL, st.SinkURL, routes, st.NATSURL)
 }

@@ -97,7 +97,7 @@ func TestRunKeepsSecretAcrossRestarts(t *testing.T) {
 	if !strings.HasPrefix(secret, "whsec_") {
 		t.Fatalf("secret file holds %q, want whsec_...", secret)
 	}
-	for _, want := range []string{"/webhooks/clerk", secret, "dry-run", "go run ./deploy/send user.created", "sub 'clerk.>'", "sub 'novu.trigger.>'", "stream view DLQ", "kv put ROUTES rules"} {
+	for _, want := range []string{"/webhooks/clerk", secret, "dry-run", "go run ./deploy/send user.created", "sub 'clerk.>'", "sub 'novu.trigger.>'", "clerknovu status", "clerknovu routes put"} {
 		if !strings.Contains(first, want) {
 			t.Errorf("banner lacks %q:\n%s", want, first)
 		}

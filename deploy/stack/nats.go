@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
-	"github.com/clerknovu/pipeline/pkg/runtime/service"
+	jsprovision "github.com/clerknovu/pipeline/pkg/runtime/provision"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -52,9 +52,9 @@ func startNATS(host string, port int, dir string, log *slog.Logger) (*server.Ser
 	return s, nil
 }
 
-// provision creates or updates the streams once the server is up, over a
-// short-lived connection of its own.
-func provision(ctx context.Context, url string, opts []events.StreamOption) error {
+// provision makes the server match declared once it is up (what `clerknovu
+// provision` does), over a short-lived connection of its own.
+func provision(ctx context.Context, url string, declared events.Resources) error {
 	nc, err := nats.Connect(url, nats.Name("devstack-provision"))
 	if err != nil {
 		return fmt.Errorf("nats: connect to provision: %w", err)
@@ -66,7 +66,8 @@ func provision(ctx context.Context, url string, opts []events.StreamOption) erro
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return service.Provision(ctx, js, opts...)
+	_, err = jsprovision.PlanAndApply(ctx, js, declared)
+	return err
 }
 
 // serverLogger routes nats-server's log lines to slog: notices at debug (the

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/clerknovu/pipeline/pkg/events"
 	"github.com/clerknovu/pipeline/pkg/runtime/service"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/prometheus/client_golang/prometheus"
@@ -124,7 +125,9 @@ type deps struct {
 	listener  net.Listener
 }
 
-// Start starts the embedded JetStream server, provisions the streams and runs
+// Start starts the embedded JetStream server, provisions every declared
+// resource (streams, consumers, the rules bucket: what `clerknovu provision`
+// applies) and runs
 // the receiver, router and sink, returning once every service answers ready.
 // The stack stops when ctx is done, when a service fails, or on [Stack.Close]:
 // the receiver first, then the router, then the sink, then the server.
@@ -157,7 +160,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		return nil, err
 	}
 	env := service.NewEnv(getenv)
-	streamOpts := env.NATS().StreamOptions()
+	declared := events.Declared(env.Resources())
 	if err := env.Err(); err != nil {
 		return nil, &ConfigError{Service: "devstack", Err: err}
 	}
@@ -168,7 +171,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	}
 	st.server = s
 	st.NATSURL = s.ClientURL()
-	if err := provision(ctx, st.NATSURL, streamOpts); err != nil {
+	if err := provision(ctx, st.NATSURL, declared); err != nil {
 		return nil, err
 	}
 	// The services connect to the embedded server; the NATS URL is set last,

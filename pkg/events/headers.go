@@ -49,3 +49,17 @@ const (
 	// DLQLastFailureHeader is when the last failure happened (RFC 3339, UTC).
 	DLQLastFailureHeader = "Dlq-Last-Failure"
 )
+
+// Header keys the operator CLI (clerknovu) sets when it republishes a message.
+const (
+	// RedriveOfHeader is set on a dead letter republished by `clerknovu dlq
+	// redrive`: the dead letter it came from, as DLQ/<sequence>.
+	RedriveOfHeader = "Redrive-Of"
+	// RedriveCountHeader counts how many times the message was redriven from
+	// the DLQ (1 on the first redrive; kept by a later dead letter, so a
+	// second redrive writes 2).
+	RedriveCountHeader = "Redrive-Count"
+	// ReplayOfHeader is set on a Clerk event republished by `clerknovu
+	// replay`: the stored event it copies, as CLERK/<sequence>.
+	ReplayOfHeader = "Replay-Of"
+)

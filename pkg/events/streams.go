@@ -125,7 +125,8 @@ func StreamConfigs(opts ...StreamOption) []jetstream.StreamConfig {
 	return []jetstream.StreamConfig{ClerkStream(opts...), NovuStream(opts...), DLQStream(opts...)}
 }
 
-// ConsumerOption changes a consumer configuration returned by [ConsumerConfig].
+// ConsumerOption changes a consumer configuration returned by [RouterConsumer],
+// [SinkConsumer] or [SinkSyncConsumer].
 type ConsumerOption func(*jetstream.ConsumerConfig)
 
 // WithAckWait sets how long the server waits for an ack before redelivering.
@@ -144,35 +145,101 @@ func WithMaxDeliver(n int) ConsumerOption {
 	return func(c *jetstream.ConsumerConfig) { c.MaxDeliver = n }
 }
 
-// ConsumerConfig returns the configuration of the durable pull consumer name
-// ([DurableRouter] on CLERK, [DurableSink] on NOVU): explicit ack, delivery from
-// the start of the stream, shared by every instance of the service.
-func ConsumerConfig(name string, opts ...ConsumerOption) jetstream.ConsumerConfig {
+// Consumer is a durable consumer of the pipeline and the stream it reads.
+type Consumer struct {
+	// Stream is the stream the consumer reads.
+	Stream string
+	// Config is its configuration; Config.Durable is its name.
+	Config jetstream.ConsumerConfig
+}
+
+// String names the consumer as STREAM/durable.
+func (c Consumer) String() string { return c.Stream + "/" + c.Config.Durable }
+
+// durable is the shape every durable pull consumer of the pipeline shares:
+// explicit ack, delivery from the start of the stream, shared by every
+// instance of the service.
+func durable(stream, name, filter, description string, opts []ConsumerOption) Consumer {
 	c := jetstream.ConsumerConfig{
 		Durable:       name,
-		Description:   "shared by every " + name + " instance",
+		Description:   description,
+		FilterSubject: filter,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckWait:       30 * time.Second,
 		MaxAckPending: 1024,
 		MaxDeliver:    -1,
 	}
-	switch name {
-	case DurableRouter:
-		c.FilterSubject = ClerkSubjectsAll
-	case DurableSink:
-		c.FilterSubject = NovuTriggerSubjectsAll
-	}
 	for _, o := range opts {
 		o(&c)
 	}
-	return c
+	return Consumer{Stream: stream, Config: c}
 }
 
-// ConsumerStream returns the stream a durable consumer of this package reads.
-func ConsumerStream(name string) string {
-	if name == DurableSink {
-		return StreamNovu
+// RouterConsumer is [DurableRouter] on [StreamClerk]: every Clerk event.
+func RouterConsumer(opts ...ConsumerOption) Consumer {
+	return durable(StreamClerk, DurableRouter, ClerkSubjectsAll, "Clerk events to route, shared by every router instance", opts)
+}
+
+// SinkConsumer is [DurableSink] on [StreamNovu]: every trigger command.
+func SinkConsumer(opts ...ConsumerOption) Consumer {
+	return durable(StreamNovu, DurableSink, NovuTriggerSubjectsAll, "Trigger commands for Novu, shared by every novu-sink instance", opts)
+}
+
+// SinkSyncConsumer is [DurableSinkSync] on [StreamNovu]: every subscriber
+// and topic sync command.
+func SinkSyncConsumer(opts ...ConsumerOption) Consumer {
+	return durable(StreamNovu, DurableSinkSync, NovuSyncSubjectsAll, "Subscriber and topic sync commands for Novu, shared by every novu-sink instance", opts)
+}
+
+// RoutesBucketHistory is how many revisions of the rules the routes bucket keeps.
+const RoutesBucketHistory = 10
+
+// RoutesBucket is the configuration of the router's rules KV bucket (named
+// by ROUTES_KV_BUCKET): the YAML rules under [RoutesKVKey], the last
+// [RoutesBucketHistory] revisions kept, the streams' replica count.
+func RoutesBucket(name string, opts ...StreamOption) jetstream.KeyValueConfig {
+	c := newStreamConfig(opts)
+	return jetstream.KeyValueConfig{
+		Bucket:      name,
+		Description: "Routing rules of the router, YAML under the key " + RoutesKVKey,
+		History:     RoutesBucketHistory,
+		Replicas:    c.replicas,
+		Storage:     c.storage,
 	}
-	return StreamClerk
+}
+
+// ResourceOptions shape the resources [Declared] returns.
+type ResourceOptions struct {
+	// Streams shape every stream and bucket.
+	Streams []StreamOption
+	// Router, Sink and SinkSync shape the consumers of [RouterConsumer],
+	// [SinkConsumer] and [SinkSyncConsumer].
+	Router, Sink, SinkSync []ConsumerOption
+	// RoutesBucket names the router's rules bucket; "" declares none.
+	RoutesBucket string
+}
+
+// Resources are JetStream streams, durable consumers and KV buckets.
+type Resources struct {
+	Streams   []jetstream.StreamConfig
+	Consumers []Consumer
+	Buckets   []jetstream.KeyValueConfig
+}
+
+// Declared returns every JetStream resource of the pipeline, in the order
+// they should be created: the one list to extend when a resource is added.
+func Declared(o ResourceOptions) Resources {
+	r := Resources{
+		Streams: StreamConfigs(o.Streams...),
+		Consumers: []Consumer{
+			RouterConsumer(o.Router...),
+			SinkConsumer(o.Sink...),
+			SinkSyncConsumer(o.SinkSync...),
+		},
+	}
+	if o.RoutesBucket != "" {
+		r.Buckets = append(r.Buckets, RoutesBucket(o.RoutesBucket, o.Streams...))
+	}
+	return r
 }

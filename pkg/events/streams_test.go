@@ -107,32 +107,56 @@ func names(cfgs []jetstream.StreamConfig) []string {
 	return out
 }
 
-func TestConsumerConfig(t *testing.T) {
+func TestConsumers(t *testing.T) {
 	tests := []struct {
-		name, filter, stream string
+		name           string
+		new            func(...ConsumerOption) Consumer
+		filter, stream string
 	}{
-		{name: DurableRouter, filter: ClerkSubjectsAll, stream: StreamClerk},
-		{name: DurableSink, filter: NovuTriggerSubjectsAll, stream: StreamNovu},
+		{name: DurableRouter, new: RouterConsumer, filter: ClerkSubjectsAll, stream: StreamClerk},
+		{name: DurableSink, new: SinkConsumer, filter: NovuTriggerSubjectsAll, stream: StreamNovu},
+		{name: DurableSinkSync, new: SinkSyncConsumer, filter: NovuSyncSubjectsAll, stream: StreamNovu},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := ConsumerConfig(tt.name)
-			if c.Durable != tt.name || c.FilterSubject != tt.filter {
-				t.Errorf("durable %q filter %q", c.Durable, c.FilterSubject)
+			d := tt.new()
+			c := d.Config
+			if d.Stream != tt.stream || c.Durable != tt.name || c.FilterSubject != tt.filter {
+				t.Errorf("stream %q durable %q filter %q", d.Stream, c.Durable, c.FilterSubject)
 			}
 			if c.AckPolicy != jetstream.AckExplicitPolicy || c.DeliverPolicy != jetstream.DeliverAllPolicy {
 				t.Errorf("ack %v deliver %v", c.AckPolicy, c.DeliverPolicy)
 			}
-			if c.MaxDeliver != -1 || c.AckWait != 30*time.Second || c.MaxAckPending != 1024 {
-				t.Errorf("max deliver %d ack wait %v max ack pending %d", c.MaxDeliver, c.AckWait, c.MaxAckPending)
+			if c.AckWait != 30*time.Second || c.MaxAckPending != 1024 || c.Description == "" {
+				t.Errorf("ack wait %v max ack pending %d description %q", c.AckWait, c.MaxAckPending, c.Description)
 			}
-			if got := ConsumerStream(tt.name); got != tt.stream {
-				t.Errorf("ConsumerStream = %q, want %q", got, tt.stream)
-			}
-			c = ConsumerConfig(tt.name, WithAckWait(time.Second), WithMaxAckPending(8), WithMaxDeliver(5))
+			c = tt.new(WithAckWait(time.Second), WithMaxAckPending(8), WithMaxDeliver(5)).Config
 			if c.AckWait != time.Second || c.MaxAckPending != 8 || c.MaxDeliver != 5 {
 				t.Errorf("options not applied: %+v", c)
 			}
 		})
+	}
+}
+
+func TestDeclared(t *testing.T) {
+	r := Declared(ResourceOptions{Streams: []StreamOption{WithReplicas(3)}, Router: []ConsumerOption{WithAckWait(time.Minute)}, RoutesBucket: "ROUTES"})
+	if got := names(r.Streams); !slices.Equal(got, []string{StreamClerk, StreamNovu, StreamDLQ}) {
+		t.Errorf("streams %q", got)
+	}
+	var durables []string
+	for _, c := range r.Consumers {
+		durables = append(durables, c.String())
+	}
+	if want := []string{"CLERK/router", "NOVU/novu-sink", "NOVU/novu-sink-sync"}; !slices.Equal(durables, want) {
+		t.Errorf("consumers %q, want %q", durables, want)
+	}
+	if r.Consumers[0].Config.AckWait != time.Minute {
+		t.Errorf("router ack wait %v", r.Consumers[0].Config.AckWait)
+	}
+	if len(r.Buckets) != 1 || r.Buckets[0].Bucket != "ROUTES" || r.Buckets[0].Replicas != 3 || r.Buckets[0].History != RoutesBucketHistory {
+		t.Errorf("buckets %+v", r.Buckets)
+	}
+	if r := Declared(ResourceOptions{}); len(r.Buckets) != 0 {
+		t.Errorf("no bucket name, buckets %+v", r.Buckets)
 	}
 }

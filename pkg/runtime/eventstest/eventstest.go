@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
+	"github.com/clerknovu/pipeline/pkg/runtime/provision"
 	"github.com/nats-io/nats-server/v2/server"
 	natsserver "github.com/nats-io/nats-server/v2/test"
 	"github.com/nats-io/nats.go"
@@ -34,10 +35,8 @@ func RunServer(t testing.TB, opts ...events.StreamOption) *server.Server {
 	defer nc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for _, cfg := range events.StreamConfigs(opts...) {
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
-			t.Fatalf("eventstest: create stream %s: %v", cfg.Name, err)
-		}
+	if _, err := provision.PlanAndApply(ctx, js, events.Resources{Streams: events.StreamConfigs(opts...)}); err != nil {
+		t.Fatalf("eventstest: %v", err)
 	}
 	return s
 }

@@ -29,7 +29,9 @@ type NATSConfig struct {
 	Token string
 	// TLSCA, TLSCert and TLSKey are PEM files (NATS_TLS_CA, NATS_TLS_CERT, NATS_TLS_KEY).
 	TLSCA, TLSCert, TLSKey string
-	// Provision creates or updates the streams at start (NATS_PROVISION, default true).
+	// Provision creates the streams, consumers and buckets a service needs
+	// when they are missing (NATS_PROVISION, default true); it never changes
+	// existing ones (see package provision).
 	Provision bool
 	// MaxAge, DuplicateWindow, DLQMaxAge and Replicas shape the streams
 	// (STREAM_MAX_AGE, STREAM_DUPLICATE_WINDOW, STREAM_DLQ_MAX_AGE, STREAM_REPLICAS).
@@ -230,38 +232,6 @@ func (d *causeDialer) cause() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.lastErr
-}
-
-// Provision creates or updates every stream of the pipeline, idempotently.
-// Wrap it in [UntilConnected] to wait for NATS.
-func Provision(ctx context.Context, js jetstream.JetStream, opts ...events.StreamOption) error {
-	for _, cfg := range events.StreamConfigs(opts...) {
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("provision stream %s: %w", cfg.Name, err)
-		}
-	}
-	return nil
-}
-
-// DurableConsumer returns the durable consumer cfg on stream. With provision
-// it creates or updates it; without (NATS_PROVISION=false, a locked-down
-// account) it looks the existing one up and says what to do when it is missing.
-func DurableConsumer(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig, provision bool) (jetstream.Consumer, error) {
-	if provision {
-		cons, err := js.CreateOrUpdateConsumer(ctx, stream, cfg)
-		if err != nil {
-			return nil, fmt.Errorf("create consumer %s on %s: %w", cfg.Durable, stream, err)
-		}
-		return cons, nil
-	}
-	cons, err := js.Consumer(ctx, stream, cfg.Durable)
-	if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, fmt.Errorf("consumer %s on %s: %w: create it or set NATS_PROVISION=true", cfg.Durable, stream, err)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("consumer %s on %s: %w", cfg.Durable, stream, err)
-	}
-	return cons, nil
 }
 
 // Transient reports errors that mean "NATS or JetStream is not there yet":

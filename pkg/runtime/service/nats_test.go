@@ -17,27 +17,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-func TestDurableConsumer(t *testing.T) {
-	s := eventstest.RunServer(t)
-	_, js := eventstest.Connect(t, s.ClientURL())
-	cfg := events.ConsumerConfig(events.DurableRouter)
-
-	_, err := DurableConsumer(t.Context(), js, events.StreamClerk, cfg, false)
-	if err == nil || !strings.Contains(err.Error(), "NATS_PROVISION=true") {
-		t.Fatalf("missing consumer without provisioning: err = %v, want one saying to set NATS_PROVISION=true", err)
-	}
-	if _, err := DurableConsumer(t.Context(), js, events.StreamClerk, cfg, true); err != nil {
-		t.Fatalf("provisioning: %v", err)
-	}
-	cons, err := DurableConsumer(t.Context(), js, events.StreamClerk, cfg, false)
-	if err != nil {
-		t.Fatalf("existing consumer without provisioning: %v", err)
-	}
-	if got := cons.CachedInfo().Config.Durable; got != events.DurableRouter {
-		t.Errorf("durable = %q, want %q", got, events.DurableRouter)
-	}
-}
-
 func TestUntilConnected(t *testing.T) {
 	s := eventstest.RunServer(t)
 	nc, _ := eventstest.Connect(t, s.ClientURL())

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
+	"github.com/clerknovu/pipeline/pkg/runtime/provision"
 	"github.com/clerknovu/pipeline/pkg/runtime/service"
 	"github.com/clerknovu/pipeline/services/novu-sink/internal/consume"
 	"github.com/clerknovu/pipeline/services/novu-sink/internal/novu"
@@ -36,8 +37,8 @@ type Deps struct {
 	HTTPClient *http.Client
 }
 
-// Run runs the sink until ctx is done: it connects to NATS, provisions the
-// streams when cfg.NATS.Provision, creates or updates the durable consumer,
+// Run runs the sink until ctx is done: it connects to NATS, ensures the
+// streams and the durable consumer (see package provision),
 // serves /healthz, /readyz and /metrics, and consumes. On ctx done it stops
 // fetching, lets the Novu calls in flight finish and settles their messages,
 // drains the NATS connection, then stops the ops server. It returns nil after
@@ -130,16 +131,6 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 		_ = srv.Shutdown(sctx)
 	}()
 
-	if cfg.NATS.Provision {
-		if err := service.UntilConnected(ctx, nc, log, "provision streams", func(ctx context.Context) error {
-			return service.Provision(ctx, js, cfg.NATS.StreamOptions()...)
-		}); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-	}
 	cons, err := createConsumer(ctx, nc, js, cfg, log)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -172,12 +163,19 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	}
 }
 
-// createConsumer creates (or, without provisioning, finds) the durable
+// createConsumer ensures the streams and the durable consumer (created when
+// missing and NATS_PROVISION allows, never changed) and returns the
 // consumer, waiting for NATS as long as ctx allows.
 func createConsumer(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config, log *slog.Logger) (cons jetstream.Consumer, err error) {
-	cc := events.ConsumerConfig(events.DurableSink, events.WithAckWait(cfg.AckWait))
-	err = service.UntilConnected(ctx, nc, log, "consumer "+events.DurableSink, func(ctx context.Context) (err error) {
-		cons, err = service.DurableConsumer(ctx, js, events.StreamNovu, cc, cfg.NATS.Provision)
+	declared := events.Resources{
+		Streams:   events.StreamConfigs(cfg.NATS.StreamOptions()...),
+		Consumers: []events.Consumer{events.SinkConsumer(events.WithAckWait(cfg.AckWait))},
+	}
+	err = service.UntilConnected(ctx, nc, log, "provision", func(ctx context.Context) (err error) {
+		if err := provision.Ensure(ctx, js, declared, cfg.NATS.Provision, log); err != nil {
+			return err
+		}
+		cons, err = js.Consumer(ctx, events.StreamNovu, events.DurableSink)
 		return err
 	})
 	return cons, err

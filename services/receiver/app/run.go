@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
+	jsprovision "github.com/clerknovu/pipeline/pkg/runtime/provision"
 	"github.com/clerknovu/pipeline/pkg/runtime/service"
 	"github.com/clerknovu/pipeline/services/receiver/internal/httpapi"
 	"github.com/clerknovu/pipeline/services/receiver/internal/verify"
@@ -29,10 +30,11 @@ const ServiceName = "receiver"
 // returned at once.
 //
 // NATS need not be up at start: the connection retries forever, webhooks get
-// 503 and /readyz is 503 until it is connected and stream CLERK answers. When
-// cfg.NATS.Provision is set, the streams are created or updated in the
-// background, retrying with backoff until that succeeds, so the receiver
-// never crash-loops while NATS is away.
+// 503 and /readyz is 503 until it is connected and stream CLERK answers. The
+// streams are ensured in the background (created when missing and
+// cfg.NATS.Provision is set, compared with the configuration, never changed),
+// retrying with backoff until that succeeds, so the receiver never
+// crash-loops while NATS is away.
 //
 // On shutdown it stops accepting connections, lets in-flight webhooks finish
 // (each waits at most PublishTimeout for its PubAck), then drains the NATS
@@ -117,9 +119,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	bgCtx, stopBackground := context.WithCancel(context.Background())
 	defer stopBackground()
 	var background sync.WaitGroup
-	if cfg.NATS.Provision {
-		background.Go(func() { provision(bgCtx, nc, js, cfg.NATS.StreamOptions(), log) })
-	}
+	background.Go(func() { provision(bgCtx, nc, js, cfg.NATS, log) })
 	served := make(chan error, 1)
 	serving = true
 	go func() { served <- srv.Serve(ln) }()
@@ -153,17 +153,18 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	return err
 }
 
-// provision creates or updates the streams in the background, waiting for
-// NATS as long as ctx allows; until it succeeds /readyz reports the stream
-// unreachable and webhooks get 503.
-func provision(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, opts []events.StreamOption, log *slog.Logger) {
+// provision ensures the streams in the background (created when missing,
+// never changed), waiting for NATS as long as ctx allows; until it succeeds
+// /readyz reports the stream unreachable and webhooks get 503.
+func provision(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg service.NATSConfig, log *slog.Logger) {
+	declared := events.Resources{Streams: events.StreamConfigs(cfg.StreamOptions()...)}
 	err := service.UntilConnected(ctx, nc, log, "provision streams", func(ctx context.Context) error {
-		return service.Provision(ctx, js, opts...)
+		return jsprovision.Ensure(ctx, js, declared, cfg.Provision, log)
 	})
 	switch {
 	case err == nil:
-		log.Info("streams provisioned")
+		log.Info("streams ensured")
 	case ctx.Err() == nil:
-		log.Error("cannot provision the streams; fix the stream settings or create them and set NATS_PROVISION=false", "err", err)
+		log.Error("cannot ensure the streams", "err", err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
+	"github.com/clerknovu/pipeline/pkg/runtime/provision"
 	"github.com/clerknovu/pipeline/pkg/runtime/service"
 	"github.com/clerknovu/pipeline/services/router/internal/consume"
 	"github.com/clerknovu/pipeline/services/router/route"
@@ -177,17 +178,19 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 // consuming. It waits for NATS as long as ctx allows.
 func start(ctx context.Context, cfg Config, nc *nats.Conn, js jetstream.JetStream, src *rulesource.Source,
 	h *consume.Handler, log *slog.Logger) (*consume.Running, func(), error) {
-	if cfg.NATS.Provision {
-		if err := service.UntilConnected(ctx, nc, log, "provision streams", func(ctx context.Context) error {
-			return service.Provision(ctx, js, cfg.NATS.StreamOptions()...)
-		}); err != nil {
-			return nil, nil, err
-		}
+	declared := events.Resources{
+		Streams:   events.StreamConfigs(cfg.NATS.StreamOptions()...),
+		Consumers: []events.Consumer{events.RouterConsumer(events.WithAckWait(cfg.AckWait))},
+	}
+	if cfg.RoutesKVBucket != "" {
+		declared.Buckets = []jetstream.KeyValueConfig{events.RoutesBucket(cfg.RoutesKVBucket, cfg.NATS.StreamOptions()...)}
 	}
 	var cons jetstream.Consumer
-	if err := service.UntilConnected(ctx, nc, log, "consumer "+events.DurableRouter, func(ctx context.Context) (err error) {
-		cons, err = service.DurableConsumer(ctx, js, events.StreamClerk,
-			events.ConsumerConfig(events.DurableRouter, events.WithAckWait(cfg.AckWait)), cfg.NATS.Provision)
+	if err := service.UntilConnected(ctx, nc, log, "provision", func(ctx context.Context) (err error) {
+		if err := provision.Ensure(ctx, js, declared, cfg.NATS.Provision, log); err != nil {
+			return err
+		}
+		cons, err = js.Consumer(ctx, events.StreamClerk, events.DurableRouter)
 		return err
 	}); err != nil {
 		return nil, nil, err
@@ -196,9 +199,9 @@ func start(ctx context.Context, cfg Config, nc *nats.Conn, js jetstream.JetStrea
 	if cfg.RoutesKVBucket != "" {
 		var kv jetstream.KeyValue
 		if err := service.UntilConnected(ctx, nc, log, "rules bucket "+cfg.RoutesKVBucket, func(ctx context.Context) (err error) {
-			kv, err = rulesource.OpenBucket(ctx, js, cfg.RoutesKVBucket, cfg.NATS.Provision, cfg.NATS.Replicas)
+			kv, err = js.KeyValue(ctx, cfg.RoutesKVBucket)
 			if err != nil {
-				return err
+				return fmt.Errorf("routes KV bucket %s: %w", cfg.RoutesKVBucket, err)
 			}
 			stopWatch, err = src.Watch(ctx, kv)
 			return err

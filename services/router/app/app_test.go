@@ -287,7 +287,7 @@ func TestRunWithoutNATS(t *testing.T) {
 func TestRunSharesARegistry(t *testing.T) {
 	s := eventstest.RunServer(t)
 	_, js := eventstest.Connect(t, s.ClientURL())
-	if _, err := js.CreateOrUpdateConsumer(t.Context(), events.StreamNovu, events.ConsumerConfig(events.DurableSink)); err != nil {
+	if _, err := js.CreateOrUpdateConsumer(t.Context(), events.StreamNovu, events.SinkConsumer().Config); err != nil {
 		t.Fatal(err)
 	}
 	reg := service.NewRegistry()

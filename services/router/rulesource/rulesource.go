@@ -330,33 +330,3 @@ func (s *Source) follow(ctx context.Context, kv jetstream.KeyValue, w jetstream.
 		}
 	}
 }
-
-// OpenBucket returns the rules bucket, creating it (history 10, replicas as
-// given) when it is missing and create is true.
-func OpenBucket(ctx context.Context, js jetstream.JetStream, bucket string, create bool, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, bucket)
-	switch {
-	case err == nil:
-		return kv, nil
-	case !errors.Is(err, jetstream.ErrBucketNotFound):
-		return nil, fmt.Errorf("routes KV bucket %s: %w", bucket, err)
-	case !create:
-		return nil, fmt.Errorf("routes KV bucket %s does not exist: create it (nats kv add %s) or set NATS_PROVISION=true: %w", bucket, bucket, err)
-	}
-	if replicas < 1 {
-		replicas = 1
-	}
-	kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      bucket,
-		Description: "Routing rules of the router, YAML under the key " + events.RoutesKVKey,
-		History:     10,
-		Replicas:    replicas,
-	})
-	if errors.Is(err, jetstream.ErrBucketExists) { // another instance was first
-		return js.KeyValue(ctx, bucket)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("create routes KV bucket %s: %w", bucket, err)
-	}
-	return kv, nil
-}

@@ -94,15 +94,9 @@ func TestWatchKV(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), waitFor)
 	defer cancel()
 
-	if _, err := OpenBucket(ctx, js, "ROUTES", false, 1); err == nil || !strings.Contains(err.Error(), "nats kv add ROUTES") {
-		t.Fatalf("missing bucket without provisioning: err = %v", err)
-	}
-	kv, err := OpenBucket(ctx, js, "ROUTES", true, 1)
+	kv, err := js.CreateKeyValue(ctx, events.RoutesBucket("ROUTES"))
 	if err != nil {
 		t.Fatal(err)
-	}
-	if _, err := OpenBucket(ctx, js, "ROUTES", true, 1); err != nil {
-		t.Fatalf("open an existing bucket: %v", err)
 	}
 	// A value already in the bucket is in force before Watch returns.
 	if _, err := kv.Put(ctx, events.RoutesKVKey, []byte("rules:\n  - match: role.*\n    workflows: [role-changed]\n    to: {topicKey: security}\n")); err != nil {
@@ -160,7 +154,7 @@ func TestWatchKV(t *testing.T) {
 
 func TestWatchGivesUpWithTheContext(t *testing.T) {
 	_, js := eventstest.RunJetStream(t)
-	kv, err := OpenBucket(t.Context(), js, "ROUTES", true, 1)
+	kv, err := js.CreateKeyValue(t.Context(), events.RoutesBucket("ROUTES"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +171,7 @@ func TestWatchFollowsARecreatedBucket(t *testing.T) {
 	_, js := eventstest.RunJetStream(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 4*waitFor)
 	defer cancel()
-	kv, err := OpenBucket(ctx, js, "ROUTES", true, 1)
+	kv, err := js.CreateKeyValue(ctx, events.RoutesBucket("ROUTES"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +197,7 @@ func TestWatchFollowsARecreatedBucket(t *testing.T) {
 	eventstest.Eventually(t, 2*waitFor, "the deleted bucket's rules to go", func() bool {
 		return slices.Equal(routeOf(src, "user.created"), []string{"user-created"})
 	})
-	kv, err = OpenBucket(ctx, js, "ROUTES", true, 1)
+	kv, err = js.CreateKeyValue(ctx, events.RoutesBucket("ROUTES"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -126,7 +126,7 @@ func (h *harness) run(sink *Sink, js jetstream.JetStream, cfg Config) (stop func
 		ackWait = 30 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	cons, err := js.CreateOrUpdateConsumer(ctx, events.StreamNovu, events.ConsumerConfig(events.DurableSink, events.WithAckWait(ackWait)))
+	cons, err := js.CreateOrUpdateConsumer(ctx, events.StreamNovu, events.SinkConsumer(events.WithAckWait(ackWait)).Config)
 	cancel()
 	if err != nil {
 		h.t.Fatalf("create consumer: %v", err)

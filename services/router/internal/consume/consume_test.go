@@ -84,7 +84,7 @@ func routerConsumer(t testing.TB, js jetstream.JetStream) jetstream.Consumer {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	cons, err := js.CreateOrUpdateConsumer(ctx, events.StreamClerk, events.ConsumerConfig(events.DurableRouter, events.WithAckWait(5*time.Second)))
+	cons, err := js.CreateOrUpdateConsumer(ctx, events.StreamClerk, events.RouterConsumer(events.WithAckWait(5*time.Second)).Config)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,33 @@
+package service
+
+import (
+	"time"
+
+	"github.com/clerknovu/pipeline/pkg/events"
+)
+
+// Consumer settings the services read, with their defaults; they must stay
+// those of services/router/app and services/novu-sink/app.
+const (
+	// DefaultRouterAckWait is ROUTER_ACK_WAIT's default.
+	DefaultRouterAckWait = 30 * time.Second
+	// DefaultNovuTimeout is NOVU_TIMEOUT's default; NOVU_ACK_WAIT defaults to
+	// max(30s, 3 × NOVU_TIMEOUT).
+	DefaultNovuTimeout = 10 * time.Second
+)
+
+// Resources reads the settings that shape every JetStream resource of the
+// pipeline from the variables the services read: STREAM_* (see [Env.NATS]),
+// ROUTES_KV_BUCKET, ROUTER_ACK_WAIT, NOVU_ACK_WAIT and NOVU_TIMEOUT. The
+// clerknovu CLI and devstack declare [events.Declared] of them, so what they
+// apply is what each service checks at start.
+func (e *Env) Resources() events.ResourceOptions {
+	nc := e.NATS()
+	novuTimeout := e.Duration("NOVU_TIMEOUT", DefaultNovuTimeout)
+	return events.ResourceOptions{
+		Streams:      nc.StreamOptions(),
+		Router:       []events.ConsumerOption{events.WithAckWait(e.Duration("ROUTER_ACK_WAIT", DefaultRouterAckWait))},
+		Sink:         []events.ConsumerOption{events.WithAckWait(e.Duration("NOVU_ACK_WAIT", max(30*time.Second, 3*novuTimeout)))},
+		RoutesBucket: e.Lookup("ROUTES_KV_BUCKET"),
+	}
+}
