@@ -57,14 +57,14 @@ require (
 	google.golang.org/grpc v1.83.2 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 	gopkg.in/validator.v2 v2.0.1 // indirect
-	gopkg.in/yaml.v3 v3.0.1 // indirect
+	gopkg.in/yaml.v3 v3.0.1
 )
 
 // The workspace (go.work) resolves these; the replaces let the module also
 // build and tidy on its own.
 replace (
-	github.com/clerknovu/pipeline/pkg/runtime => ../pkg/runtime
 	github.com/clerknovu/pipeline/pkg/events => ../pkg/events
+	github.com/clerknovu/pipeline/pkg/runtime => ../pkg/runtime
 	github.com/clerknovu/pipeline/services/novu-sink => ../services/novu-sink
 	github.com/clerknovu/pipeline/services/receiver => ../services/receiver
 	github.com/clerknovu/pipeline/services/router => ../services/router
