@@ -1,7 +1,6 @@
 package natsconf
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/clerknovu/pipeline/deploy/stack"
 	"github.com/clerknovu/pipeline/pkg/events"
-	"github.com/clerknovu/pipeline/pkg/events/samples"
 	"github.com/clerknovu/pipeline/pkg/runtime/service"
 	"github.com/clerknovu/pipeline/services/novu-sink/novufake"
 	"github.com/clerknovu/pipeline/services/router/rulesource"
@@ -140,15 +138,7 @@ func startPipeline(t *testing.T, url string, env map[string]string) (*stack.Stac
 	t.Helper()
 	fake := novufake.NewServer(novuKey)
 	t.Cleanup(fake.Close)
-	base := map[string]string{
-		"NOVU_API_URL":    fake.URL,
-		"NOVU_SECRET_KEY": novuKey,
-		"NOVU_DRY_RUN":    "false",
-		"NOVU_RATE_LIMIT": "0",
-		"NOVU_RETRY_BASE": "10ms",
-		"NOVU_RETRY_MAX":  "100ms",
-		"NOVU_FETCH_WAIT": "100ms",
-	}
+	base := stack.FakeNovuEnv(fake.URL, novuKey)
 	for k, v := range env {
 		base[k] = v
 	}
@@ -174,19 +164,7 @@ func startPipeline(t *testing.T, url string, env map[string]string) (*stack.Stac
 // status and the Retry-After header.
 func post(t *testing.T, client *http.Client, st *stack.Stack, svixID string, body []byte) (int, string, error) {
 	t.Helper()
-	h, err := samples.Sign(st.Secret, svixID, time.Now(), body)
-	if err != nil {
-		t.Fatalf("sign: %v", err)
-	}
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, st.WebhookURL, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range h {
-		req.Header.Set(k, v)
-	}
-	resp, err := client.Do(req)
+	resp, err := st.Post(t.Context(), client, svixID, body, nil)
 	if err != nil {
 		return 0, "", fmt.Errorf("post %s: %w", svixID, err)
 	}
