@@ -28,9 +28,10 @@ type NATSConfig struct {
 	// TLSCA, TLSCert and TLSKey are PEM files (NATS_TLS_CA, NATS_TLS_CERT, NATS_TLS_KEY).
 	TLSCA, TLSCert, TLSKey string
 	// InboxPrefix starts the subjects of this connection's replies: request
-	// replies, PubAcks and pull-consumer deliveries (NATS_INBOX_PREFIX, default
-	// _INBOX). Give each service its own, so its NATS user may subscribe to
-	// its own replies only and not read another service's deliveries.
+	// replies, PubAcks and pull-consumer deliveries (NATS_INBOX_PREFIX; ""
+	// keeps nats.go's [DefaultInboxPrefix]). Give each service its own, so its
+	// NATS user may subscribe to its own replies only and not read another
+	// service's deliveries.
 	InboxPrefix string
 	// Provision creates or updates the streams at start (NATS_PROVISION, default true).
 	Provision bool
@@ -43,7 +44,7 @@ type NATSConfig struct {
 // DefaultNATSURL is where the services look for NATS when NATS_URL is unset.
 const DefaultNATSURL = "nats://127.0.0.1:4222"
 
-// DefaultInboxPrefix is NATS_INBOX_PREFIX's default, nats.go's own.
+// DefaultInboxPrefix is the inbox prefix when NATS_INBOX_PREFIX is unset, nats.go's own.
 const DefaultInboxPrefix = "_INBOX"
 
 // NATS reads the NATS_* and STREAM_* settings and checks they make sense together.
@@ -58,7 +59,7 @@ func (e *Env) NATS() NATSConfig {
 		TLSCA:           e.File("NATS_TLS_CA"),
 		TLSCert:         e.File("NATS_TLS_CERT"),
 		TLSKey:          e.File("NATS_TLS_KEY"),
-		InboxPrefix:     e.String("NATS_INBOX_PREFIX", DefaultInboxPrefix),
+		InboxPrefix:     e.Lookup("NATS_INBOX_PREFIX"),
 		Provision:       e.Bool("NATS_PROVISION", true),
 		MaxAge:          e.Duration("STREAM_MAX_AGE", events.DefaultMaxAge),
 		DuplicateWindow: e.Duration("STREAM_DUPLICATE_WINDOW", events.DefaultDuplicateWindow),
@@ -87,7 +88,7 @@ func (e *Env) NATS() NATSConfig {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		e.Fail("NATS_TLS_CERT", "NATS_TLS_CERT and NATS_TLS_KEY go together")
 	}
-	if !validInboxPrefix(c.InboxPrefix) {
+	if c.InboxPrefix != "" && !validInboxPrefix(c.InboxPrefix) {
 		e.Fail("NATS_INBOX_PREFIX", "want a subject prefix of dot-separated tokens without wildcards or spaces, such as _INBOX_router, got %q", c.InboxPrefix)
 	}
 	if c.DuplicateWindow > c.MaxAge {
@@ -282,9 +283,6 @@ func Drain(nc *nats.Conn, timeout time.Duration) error {
 // validInboxPrefix reports a subject prefix nats.CustomInboxPrefix accepts:
 // non-empty dot-separated tokens, no wildcards, no whitespace.
 func validInboxPrefix(p string) bool {
-	if p == "" {
-		return false
-	}
 	for _, tok := range strings.Split(p, ".") {
 		if tok == "" || strings.ContainsAny(tok, " \t\r\n*>") {
 			return false

@@ -172,7 +172,7 @@ func TestInboxPrefixConfig(t *testing.T) {
 		value, want string
 		ok          bool
 	}{
-		{"", DefaultInboxPrefix, true},
+		{"", "", true}, // nats.go's default, _INBOX
 		{"_INBOX_router", "_INBOX_router", true},
 		{"_I.router", "_I.router", true},
 		{"_INBOX.>", "", false},
