@@ -72,3 +72,18 @@ func LoadOrCreateSecret(dir string) (secret, path string, err error) {
 	}
 	return secret, path, nil
 }
+
+// FakeNovuEnv is the environment that points the sink at a fake Novu
+// (novufake) at url accepting key, with retries and fetches short enough for
+// tests: the full-stack, permission and cluster tests share it.
+func FakeNovuEnv(url, key string) map[string]string {
+	return map[string]string{
+		"NOVU_API_URL":    url,
+		"NOVU_SECRET_KEY": key,
+		"NOVU_DRY_RUN":    "false",
+		"NOVU_RATE_LIMIT": "0",
+		"NOVU_RETRY_BASE": "10ms",
+		"NOVU_RETRY_MAX":  "100ms",
+		"NOVU_FETCH_WAIT": "100ms",
+	}
+}

@@ -15,15 +15,16 @@ import (
 // for each service whose configuration is wrong.
 func (st *Stack) components(o Options, getenv func(string) string) ([]component, error) {
 	var errs []error
-	rc, err := receiver.LoadConfig(getenv)
+	envOf := func(name string) func(string) string { return Layered(o.ServiceEnv[name], getenv, nil) }
+	rc, err := receiver.LoadConfig(envOf("receiver"))
 	if err != nil {
 		errs = append(errs, &ConfigError{Service: "receiver", Err: err})
 	}
-	tc, err := router.LoadConfig(getenv)
+	tc, err := router.LoadConfig(envOf("router"))
 	if err != nil {
 		errs = append(errs, &ConfigError{Service: "router", Err: err})
 	}
-	sc, err := novusink.LoadConfig(getenv)
+	sc, err := novusink.LoadConfig(envOf("novu-sink"))
 	if err != nil {
 		errs = append(errs, &ConfigError{Service: "novu-sink", Err: err})
 	}

@@ -53,6 +53,13 @@ type Options struct {
 	// Env overrides the environment for the services (a key present with ""
 	// reads as unset); tests set NOVU_API_URL and short timeouts here.
 	Env map[string]string
+	// ServiceEnv overrides Env for one service, keyed by "receiver", "router"
+	// or "novu-sink": its own NATS user and inbox prefix, for instance.
+	ServiceEnv map[string]map[string]string
+	// NATSURL, when set, is a NATS server (or cluster, comma-separated) that
+	// the caller runs and provisions: the stack starts no server of its own
+	// and the services connect there.
+	NATSURL string
 	// Logger receives the server's and every service's logs, each with a
 	// "service" attribute; nil discards them.
 	Logger *slog.Logger
@@ -165,14 +172,18 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		return nil, &ConfigError{Service: "devstack", Err: err}
 	}
 
-	s, err := startNATS(DefaultNATSHost, o.NATSPort, o.Dir, o.Logger.With("service", "nats"))
-	if err != nil {
-		return nil, err
-	}
-	st.server = s
-	st.NATSURL = s.ClientURL()
-	if err := provision(ctx, st.NATSURL, declared); err != nil {
-		return nil, err
+	if o.NATSURL != "" {
+		st.NATSURL = o.NATSURL
+	} else {
+		s, err := startNATS(DefaultNATSHost, o.NATSPort, o.Dir, o.Logger.With("service", "nats"))
+		if err != nil {
+			return nil, err
+		}
+		st.server = s
+		st.NATSURL = s.ClientURL()
+		if err := provision(ctx, st.NATSURL, declared); err != nil {
+			return nil, err
+		}
 	}
 	// The services connect to the embedded server; the NATS URL is set last,
 	// once the server's real port is known.

@@ -38,16 +38,8 @@ func startStack(t *testing.T) (*stack.Stack, *novufake.Server, *tracetest.SpanRe
 	tel := service.Telemetry{TracerProvider: tp, Propagator: service.Propagator(), Shutdown: func(context.Context) error { return nil }}
 
 	st, err := stack.Start(t.Context(), stack.Options{
-		Dir: t.TempDir(),
-		Env: map[string]string{
-			"NOVU_API_URL":    fake.URL,
-			"NOVU_SECRET_KEY": novuKey,
-			"NOVU_DRY_RUN":    "false",
-			"NOVU_RATE_LIMIT": "0",
-			"NOVU_RETRY_BASE": "10ms",
-			"NOVU_RETRY_MAX":  "100ms",
-			"NOVU_FETCH_WAIT": "100ms",
-		},
+		Dir:       t.TempDir(),
+		Env:       stack.FakeNovuEnv(fake.URL, novuKey),
 		Telemetry: func(context.Context, string) (service.Telemetry, error) { return tel, nil },
 	})
 	if err != nil {
@@ -65,22 +57,7 @@ func startStack(t *testing.T) (*stack.Stack, *novufake.Server, *tracetest.SpanRe
 // headers, returning the status.
 func post(t *testing.T, st *stack.Stack, svixID string, body []byte, extra map[string]string) int {
 	t.Helper()
-	h, err := samples.Sign(st.Secret, svixID, time.Now(), body)
-	if err != nil {
-		t.Fatalf("sign: %v", err)
-	}
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, st.WebhookURL, bytes.NewReader(body))
-	if err != nil {
-		t.Fatalf("request: %v", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range h {
-		req.Header.Set(k, v)
-	}
-	for k, v := range extra {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := st.Post(t.Context(), http.DefaultClient, svixID, body, extra)
 	if err != nil {
 		t.Fatalf("post %s: %v", svixID, err)
 	}

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -225,6 +226,19 @@ type Resources struct {
 	Streams   []jetstream.StreamConfig
 	Consumers []Consumer
 	Buckets   []jetstream.KeyValueConfig
+}
+
+// OnlyStreams returns r with only the named streams: what one service reads
+// or writes, so it checks (and may read the configuration of) nothing else.
+func (r Resources) OnlyStreams(names ...string) Resources {
+	kept := make([]jetstream.StreamConfig, 0, len(names))
+	for _, s := range r.Streams {
+		if slices.Contains(names, s.Name) {
+			kept = append(kept, s)
+		}
+	}
+	r.Streams = kept
+	return r
 }
 
 // Declared returns every JetStream resource of the pipeline, in the order

@@ -29,6 +29,12 @@ type NATSConfig struct {
 	Token string
 	// TLSCA, TLSCert and TLSKey are PEM files (NATS_TLS_CA, NATS_TLS_CERT, NATS_TLS_KEY).
 	TLSCA, TLSCert, TLSKey string
+	// InboxPrefix starts the subjects of this connection's replies: request
+	// replies, PubAcks and pull-consumer deliveries (NATS_INBOX_PREFIX; ""
+	// keeps nats.go's [DefaultInboxPrefix]). Give each service its own, so its
+	// NATS user may subscribe to its own replies only and not read another
+	// service's deliveries.
+	InboxPrefix string
 	// Provision creates the streams, consumers and buckets a service needs
 	// when they are missing (NATS_PROVISION, default true); it never changes
 	// existing ones (see package provision).
@@ -42,6 +48,9 @@ type NATSConfig struct {
 // DefaultNATSURL is where the services look for NATS when NATS_URL is unset.
 const DefaultNATSURL = "nats://127.0.0.1:4222"
 
+// DefaultInboxPrefix is the inbox prefix when NATS_INBOX_PREFIX is unset, nats.go's own.
+const DefaultInboxPrefix = "_INBOX"
+
 // NATS reads the NATS_* and STREAM_* settings and checks they make sense together.
 func (e *Env) NATS() NATSConfig {
 	c := NATSConfig{
@@ -54,6 +63,7 @@ func (e *Env) NATS() NATSConfig {
 		TLSCA:           e.File("NATS_TLS_CA"),
 		TLSCert:         e.File("NATS_TLS_CERT"),
 		TLSKey:          e.File("NATS_TLS_KEY"),
+		InboxPrefix:     e.Lookup("NATS_INBOX_PREFIX"),
 		Provision:       e.Bool("NATS_PROVISION", true),
 		MaxAge:          e.Duration("STREAM_MAX_AGE", events.DefaultMaxAge),
 		DuplicateWindow: e.Duration("STREAM_DUPLICATE_WINDOW", events.DefaultDuplicateWindow),
@@ -81,6 +91,9 @@ func (e *Env) NATS() NATSConfig {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		e.Fail("NATS_TLS_CERT", "NATS_TLS_CERT and NATS_TLS_KEY go together")
+	}
+	if c.InboxPrefix != "" && !validInboxPrefix(c.InboxPrefix) {
+		e.Fail("NATS_INBOX_PREFIX", "want a subject prefix of dot-separated tokens without wildcards or spaces, such as _INBOX_router, got %q", c.InboxPrefix)
 	}
 	if c.DuplicateWindow > c.MaxAge {
 		e.Fail("STREAM_DUPLICATE_WINDOW", "%s is longer than STREAM_MAX_AGE %s: a message id cannot be remembered longer than its message is kept; shorten the window or keep messages longer", c.DuplicateWindow, c.MaxAge)
@@ -148,6 +161,9 @@ func (c NATSConfig) Options(name string, log *slog.Logger) ([]nats.Option, error
 		opts = append(opts, nats.UserInfo(c.User, c.Password))
 	case c.Token != "":
 		opts = append(opts, nats.Token(c.Token))
+	}
+	if c.InboxPrefix != "" && c.InboxPrefix != DefaultInboxPrefix {
+		opts = append(opts, nats.CustomInboxPrefix(c.InboxPrefix))
 	}
 	if c.TLSCA != "" {
 		opts = append(opts, nats.RootCAs(c.TLSCA))
@@ -305,6 +321,17 @@ func Drain(nc *nats.Conn, timeout time.Duration) error {
 		nc.Close()
 		return fmt.Errorf("drain nats: not closed after %v", timeout)
 	}
+}
+
+// validInboxPrefix reports a subject prefix nats.CustomInboxPrefix accepts:
+// non-empty dot-separated tokens, no wildcards, no whitespace.
+func validInboxPrefix(p string) bool {
+	for _, tok := range strings.Split(p, ".") {
+		if tok == "" || strings.ContainsAny(tok, " \t\r\n*>") {
+			return false
+		}
+	}
+	return true
 }
 
 // redactURL hides passwords and tokens in NATS URLs.

@@ -13,6 +13,9 @@ import (
 
 	"github.com/clerknovu/pipeline/pkg/events"
 	"github.com/clerknovu/pipeline/pkg/runtime/eventstest"
+	"github.com/clerknovu/pipeline/pkg/runtime/provision"
+	"github.com/nats-io/nats-server/v2/server"
+	natsserver "github.com/nats-io/nats-server/v2/test"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -122,5 +125,133 @@ func TestNotConnectedWhenConnected(t *testing.T) {
 	nc.Close()
 	if err := NotConnected(nc); !errors.Is(err, ErrNotConnected) || !errors.Is(err, nats.ErrConnectionClosed) {
 		t.Fatalf("NotConnected after Close = %v, want ErrNotConnected and ErrConnectionClosed", err)
+	}
+}
+
+// A service whose NATS user may subscribe to its own inbox prefix only still
+// makes JetStream API requests, gets its PubAcks and fetches from a pull
+// consumer, once NATS_INBOX_PREFIX names that prefix; with the default
+// _INBOX it is refused.
+func TestInboxPrefixUnderLeastPrivilege(t *testing.T) {
+	o := natsserver.DefaultTestOptions
+	o.Host, o.Port, o.JetStream, o.StoreDir = "127.0.0.1", -1, true, t.TempDir()
+	o.Users = []*server.User{
+		{Username: "admin", Password: "admin"},
+		{Username: "svc", Password: "svc", Permissions: &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: []string{"$JS.API.>", "clerk.>", "$JS.ACK.>"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX_svc.>"}},
+		}},
+	}
+	s := natsserver.RunServer(&o)
+	t.Cleanup(s.Shutdown)
+
+	admin, err := nats.Connect(s.ClientURL(), nats.UserInfo("admin", "admin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(admin.Close)
+	ajs, _ := jetstream.New(admin)
+	if _, err := provision.PlanAndApply(t.Context(), ajs, events.Declared(events.ResourceOptions{})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ajs.CreateOrUpdateConsumer(t.Context(), events.StreamClerk, events.RouterConsumer().Config); err != nil {
+		t.Fatal(err)
+	}
+
+	env := NewEnv(func(k string) string {
+		return map[string]string{"NATS_URL": s.ClientURL(), "NATS_USER": "svc", "NATS_PASSWORD": "svc", "NATS_INBOX_PREFIX": "_INBOX_svc"}[k]
+	})
+	cfg := env.NATS()
+	if err := env.Err(); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+
+	deflt := cfg
+	deflt.InboxPrefix = DefaultInboxPrefix
+	nc, err := Connect(deflt, "default-inbox", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	_, err = js.Stream(ctx, events.StreamClerk)
+	cancel()
+	if err == nil {
+		t.Fatal("a JetStream request with replies on _INBOX succeeded for a user limited to _INBOX_svc.>: the test's permissions do not bite")
+	}
+
+	nc, err = Connect(cfg, "own-inbox", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ = jetstream.New(nc)
+	ctx, cancel = context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if _, err := js.Stream(ctx, events.StreamClerk); err != nil {
+		t.Fatalf("stream info with NATS_INBOX_PREFIX: %v", err)
+	}
+	if _, err := js.Publish(ctx, "clerk.user.created", []byte(`{}`)); err != nil {
+		t.Fatalf("publish and PubAck: %v", err)
+	}
+	paf, err := js.PublishAsync("clerk.user.updated", []byte(`{}`))
+	if err != nil {
+		t.Fatalf("async publish: %v", err)
+	}
+	select {
+	case <-paf.Ok():
+	case err := <-paf.Err():
+		t.Fatalf("async PubAck: %v", err)
+	case <-ctx.Done():
+		t.Fatal("no async PubAck")
+	}
+	cons, err := js.Consumer(ctx, events.StreamClerk, events.DurableRouter)
+	if err != nil {
+		t.Fatalf("consumer lookup: %v", err)
+	}
+	batch, err := cons.Fetch(2, jetstream.FetchMaxWait(2*time.Second))
+	if err != nil {
+		t.Fatalf("fetch: %v", err)
+	}
+	n := 0
+	for m := range batch.Messages() {
+		if err := m.DoubleAck(ctx); err != nil {
+			t.Fatalf("ack: %v", err)
+		}
+		n++
+	}
+	if n != 2 || batch.Error() != nil {
+		t.Fatalf("fetched %d messages (err %v), want 2", n, batch.Error())
+	}
+}
+
+func TestInboxPrefixConfig(t *testing.T) {
+	for _, tt := range []struct {
+		value, want string
+		ok          bool
+	}{
+		{"", "", true}, // nats.go's default, _INBOX
+		{"_INBOX_router", "_INBOX_router", true},
+		{"_I.router", "_I.router", true},
+		{"_INBOX.>", "", false},
+		{"_INBOX.", "", false},
+		{"a b", "", false},
+		{"*", "", false},
+	} {
+		env := NewEnv(func(k string) string { return map[string]string{"NATS_INBOX_PREFIX": tt.value}[k] })
+		c := env.NATS()
+		err := env.Err()
+		if (err == nil) != tt.ok {
+			t.Errorf("NATS_INBOX_PREFIX=%q: err = %v, want ok %v", tt.value, err, tt.ok)
+			continue
+		}
+		if tt.ok && c.InboxPrefix != tt.want {
+			t.Errorf("NATS_INBOX_PREFIX=%q: prefix %q, want %q", tt.value, c.InboxPrefix, tt.want)
+		}
+		if !tt.ok && !strings.Contains(err.Error(), "NATS_INBOX_PREFIX") {
+			t.Errorf("NATS_INBOX_PREFIX=%q: err %v does not name the variable", tt.value, err)
+		}
 	}
 }

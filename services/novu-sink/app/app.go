@@ -170,7 +170,7 @@ func createConsumer(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, 
 	declared := events.Resources{
 		Streams:   events.StreamConfigs(cfg.NATS.StreamOptions()...),
 		Consumers: []events.Consumer{events.SinkConsumer(events.WithAckWait(cfg.AckWait))},
-	}
+	}.OnlyStreams(events.StreamNovu, events.StreamDLQ)
 	err = service.UntilConnected(ctx, nc, log, "provision", func(ctx context.Context) (err error) {
 		if err := provision.Ensure(ctx, js, declared, cfg.NATS.Provision, log); err != nil {
 			return err

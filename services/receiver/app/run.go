@@ -157,7 +157,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 // never changed), waiting for NATS as long as ctx allows; until it succeeds
 // /readyz reports the stream unreachable and webhooks get 503.
 func provision(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg service.NATSConfig, log *slog.Logger) {
-	declared := events.Resources{Streams: events.StreamConfigs(cfg.StreamOptions()...)}
+	declared := events.Resources{Streams: events.StreamConfigs(cfg.StreamOptions()...)}.OnlyStreams(events.StreamClerk)
 	err := service.UntilConnected(ctx, nc, log, "provision streams", func(ctx context.Context) error {
 		return jsprovision.Ensure(ctx, js, declared, cfg.Provision, log)
 	})
