@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -32,6 +33,7 @@ type Runtime struct {
 	tracer  trace.Tracer
 	prop    propagation.TextMapPropagator
 	observe Observer
+	attrs   func(*Message) []attribute.KeyValue
 
 	hand       *inHand
 	results    chan result
