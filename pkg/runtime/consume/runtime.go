@@ -144,10 +144,11 @@ func (r *Runtime) Stop(ctx context.Context) error {
 	r.stopOnce.Do(func() {
 		r.stopCtx = ctx
 		close(r.stopping)
+		<-r.loopDone
+		close(r.aliveStop)
+		r.cancelWork()
 	})
 	<-r.loopDone
-	close(r.aliveStop)
-	r.cancelWork()
 	return r.loopErr
 }
 

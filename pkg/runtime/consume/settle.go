@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+	"unicode/utf8"
 
 	"github.com/clerknovu/pipeline/pkg/events"
 	"github.com/nats-io/nats.go"
@@ -209,10 +210,14 @@ func (r *Runtime) maxPayload() int64 {
 	return 0
 }
 
-// truncate cuts s to at most n bytes.
+// truncate cuts s to at most n bytes, backing up to a rune boundary.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n]
+	cut := n
+	for cut > n-utf8.UTFMax && cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }

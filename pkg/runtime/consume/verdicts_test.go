@@ -237,6 +237,9 @@ func TestShutdownDeadlineCancelsHandlers(t *testing.T) {
 	if err := rt.Stop(ctx); !errors.Is(err, consume.ErrShutdownDeadline) {
 		t.Fatalf("stop = %v, want ErrShutdownDeadline", err)
 	}
+	if err := rt.Stop(ctx); !errors.Is(err, consume.ErrShutdownDeadline) { // a second Stop is harmless
+		t.Fatalf("second stop = %v, want the same error", err)
+	}
 	eventstest.Eventually(t, waitFor, "the canceled handler's message NAKed, not acked", func() bool {
 		ci := e.info(t)
 		return ci.AckFloor.Stream == 0 && ci.NumAckPending+ci.NumRedelivered+int(ci.NumPending) >= 1
