@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -213,9 +214,10 @@ func TestRouterDeadLettersListedRedrivenAndReplayed(t *testing.T) {
 	if len(all) != 3 {
 		t.Fatalf("dlq ls: %d lines, want 3", len(all))
 	}
+	// The router handles events concurrently: dead letters come in any order.
 	for i, l := range all {
 		if l.Seq == 0 || l.Stage != "router" || l.Subject != "dlq.router.role.created" || l.Type != "role.created" ||
-			!strings.Contains(l.Reason, "no recipient") || l.SvixID != svix[i] || l.Time.IsZero() || l.Deliveries < 1 || l.Truncated {
+			!strings.Contains(l.Reason, "no recipient") || !slices.Contains(svix, l.SvixID) || l.Time.IsZero() || l.Deliveries < 1 || l.Truncated {
 			t.Errorf("dead letter %d = %+v", i, l)
 		}
 	}
@@ -377,14 +379,15 @@ func TestProvisionDryRunThenApply(t *testing.T) {
 }
 
 func TestRoutes(t *testing.T) {
-	// Every YAML file in the repository is a rules document the router accepts.
+	// Every rules document in the repository (a YAML file named *routes*) is
+	// one the router accepts.
 	root := filepath.Join("..", "..")
 	var files []string
 	_ = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
 		if err == nil && d.IsDir() && strings.HasPrefix(d.Name(), ".") && path != root {
 			return filepath.SkipDir
 		}
-		if err == nil && (strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
+		if err == nil && strings.Contains(d.Name(), "routes") && !strings.Contains(path, "templates") && (strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
 			files = append(files, path)
 		}
 		return nil

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
+	"github.com/clerknovu/pipeline/pkg/runtime/consume"
 )
 
 // Consumer settings the services read, with their defaults; they must stay
@@ -14,20 +15,31 @@ const (
 	// DefaultNovuTimeout is NOVU_TIMEOUT's default; NOVU_ACK_WAIT defaults to
 	// max(30s, 3 × NOVU_TIMEOUT).
 	DefaultNovuTimeout = 10 * time.Second
+	// DefaultRouterMaxDeliver is ROUTER_MAX_DELIVER's default.
+	DefaultRouterMaxDeliver = 10
+	// DefaultSinkMaxDeliver is NOVU_MAX_DELIVER's default.
+	DefaultSinkMaxDeliver = 20
 )
 
 // Resources reads the settings that shape every JetStream resource of the
 // pipeline from the variables the services read: STREAM_* (see [Env.NATS]),
-// ROUTES_KV_BUCKET, ROUTER_ACK_WAIT, NOVU_ACK_WAIT and NOVU_TIMEOUT. The
+// ROUTES_KV_BUCKET, ROUTER_ACK_WAIT, ROUTER_MAX_DELIVER, NOVU_ACK_WAIT,
+// NOVU_TIMEOUT and NOVU_MAX_DELIVER. The
 // clerknovu CLI and devstack declare [events.Declared] of them, so what they
 // apply is what each service checks at start.
 func (e *Env) Resources() events.ResourceOptions {
 	nc := e.NATS()
 	novuTimeout := e.Duration("NOVU_TIMEOUT", DefaultNovuTimeout)
 	return events.ResourceOptions{
-		Streams:      nc.StreamOptions(),
-		Router:       []events.ConsumerOption{events.WithAckWait(e.Duration("ROUTER_ACK_WAIT", DefaultRouterAckWait))},
-		Sink:         []events.ConsumerOption{events.WithAckWait(e.Duration("NOVU_ACK_WAIT", max(30*time.Second, 3*novuTimeout)))},
+		Streams: nc.StreamOptions(),
+		Router: []events.ConsumerOption{
+			events.WithAckWait(e.Duration("ROUTER_ACK_WAIT", DefaultRouterAckWait)),
+			events.WithMaxDeliver(consume.ServerMaxDeliver(e.Int("ROUTER_MAX_DELIVER", DefaultRouterMaxDeliver, 1))),
+		},
+		Sink: []events.ConsumerOption{
+			events.WithAckWait(e.Duration("NOVU_ACK_WAIT", max(30*time.Second, 3*novuTimeout))),
+			events.WithMaxDeliver(consume.ServerMaxDeliver(e.Int("NOVU_MAX_DELIVER", DefaultSinkMaxDeliver, 1))),
+		},
 		RoutesBucket: e.Lookup("ROUTES_KV_BUCKET"),
 	}
 }

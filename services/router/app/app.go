@@ -15,10 +15,10 @@ import (
 	"net"
 	"net/http"
 	"sync/atomic"
-	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
 	"github.com/clerknovu/pipeline/pkg/runtime/provision"
+	rtconsume "github.com/clerknovu/pipeline/pkg/runtime/consume"
 	"github.com/clerknovu/pipeline/pkg/runtime/service"
 	"github.com/clerknovu/pipeline/services/router/internal/consume"
 	"github.com/clerknovu/pipeline/services/router/route"
@@ -118,9 +118,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	srv := service.NewHTTPServer(cfg.Addr, mux)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	stopHTTP := func() error {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
+	stopHTTP := func(sctx context.Context) error {
 		if err := srv.Shutdown(sctx); err != nil {
 			return fmt.Errorf("http shutdown: %w", err)
 		}
@@ -143,8 +141,10 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 
 	running, stopWatch, err := start(ctx, cfg, nc, js, src, handler, log)
 	if err != nil {
-		herr := stopHTTP()
-		derr := service.Drain(nc, cfg.ShutdownTimeout)
+		sctx, cancel := service.ShutdownContext(ctx, cfg.ShutdownTimeout)
+		defer cancel()
+		herr := stopHTTP(sctx)
+		derr := service.Drain(nc, service.Remaining(sctx))
 		if ctx.Err() != nil { // stopped while starting: a clean exit
 			return errors.Join(herr, derr)
 		}
@@ -162,11 +162,15 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 		served <- nil // stopHTTP reads it again
 	}
 	consuming.Store(false)
-	log.Info("router draining")
+	log.Info("router draining", "budget", cfg.ShutdownTimeout)
+	// One deadline for the whole shutdown: the events in flight finish and
+	// settle, then NATS drains, then HTTP stops, each with what is left.
+	sctx, cancel := service.ShutdownContext(ctx, cfg.ShutdownTimeout)
+	defer cancel()
 	errs := []error{runErr}
-	errs = append(errs, running.Stop(cfg.ShutdownTimeout))
+	errs = append(errs, running.Stop(sctx))
 	stopWatch()
-	errs = append(errs, service.Drain(nc, cfg.ShutdownTimeout), stopHTTP())
+	errs = append(errs, service.Drain(nc, service.Remaining(sctx)), stopHTTP(sctx))
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -177,10 +181,11 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 // start provisions what the router needs, loads the KV rules and starts
 // consuming. It waits for NATS as long as ctx allows.
 func start(ctx context.Context, cfg Config, nc *nats.Conn, js jetstream.JetStream, src *rulesource.Source,
-	h *consume.Handler, log *slog.Logger) (*consume.Running, func(), error) {
+	h *consume.Handler, log *slog.Logger) (*rtconsume.Runtime, func(), error) {
 	declared := events.Resources{
 		Streams:   events.StreamConfigs(cfg.NATS.StreamOptions()...),
-		Consumers: []events.Consumer{events.RouterConsumer(events.WithAckWait(cfg.AckWait))},
+		Consumers: []events.Consumer{events.RouterConsumer(events.WithAckWait(cfg.AckWait),
+			events.WithMaxDeliver(rtconsume.ServerMaxDeliver(cfg.MaxDeliver)))},
 	}
 	if cfg.RoutesKVBucket != "" {
 		declared.Buckets = []jetstream.KeyValueConfig{events.RoutesBucket(cfg.RoutesKVBucket, cfg.NATS.StreamOptions()...)}
@@ -211,7 +216,7 @@ func start(ctx context.Context, cfg Config, nc *nats.Conn, js jetstream.JetStrea
 	} else {
 		src.SetLoaded()
 	}
-	running, err := consume.Start(ctx, cons, h, cfg.Concurrency, log)
+	running, err := consume.Start(ctx, cons, h, cfg.Concurrency, cfg.AckWait)
 	if err != nil {
 		stopWatch()
 		return nil, nil, err

@@ -19,17 +19,17 @@ const (
 	// DefaultConcurrency is ROUTER_CONCURRENCY's default.
 	DefaultConcurrency = 16
 	// DefaultMaxDeliver is ROUTER_MAX_DELIVER's default.
-	DefaultMaxDeliver = 10
+	DefaultMaxDeliver = service.DefaultRouterMaxDeliver
 	// DefaultAckWait is ROUTER_ACK_WAIT's default.
-	DefaultAckWait = 30 * time.Second
+	DefaultAckWait = service.DefaultRouterAckWait
 	// DefaultPublishTimeout is ROUTER_PUBLISH_TIMEOUT's default.
 	DefaultPublishTimeout = 5 * time.Second
 	// DefaultBackoffMin is ROUTER_BACKOFF_MIN's default.
 	DefaultBackoffMin = time.Second
 	// DefaultBackoffMax is ROUTER_BACKOFF_MAX's default.
 	DefaultBackoffMax = time.Minute
-	// DefaultShutdownTimeout is ROUTER_SHUTDOWN_TIMEOUT's default.
-	DefaultShutdownTimeout = 25 * time.Second
+	// DefaultShutdownTimeout is SHUTDOWN_TIMEOUT's default, shared by every service.
+	DefaultShutdownTimeout = service.DefaultShutdownTimeout
 )
 
 // Config is the router's configuration. [LoadConfig] reads it from the
@@ -55,7 +55,9 @@ type Config struct {
 	// (ROUTER_CONCURRENCY, default 16).
 	Concurrency int
 	// MaxDeliver is the delivery on which a still-failing event is
-	// dead-lettered (ROUTER_MAX_DELIVER, default 10).
+	// dead-lettered (ROUTER_MAX_DELIVER, default 10). The consumer's
+	// server-side MaxDeliver is a few more (consume.ServerMaxDeliver), the
+	// last resort should even the dead letter fail.
 	MaxDeliver int
 	// AckWait is how long the server waits for an ack before redelivering
 	// (ROUTER_ACK_WAIT, default 30s).
@@ -65,7 +67,9 @@ type Config struct {
 	// BackoffMin and BackoffMax bound the redelivery delay after a failure
 	// (ROUTER_BACKOFF_MIN, default 1s; ROUTER_BACKOFF_MAX, default 1m).
 	BackoffMin, BackoffMax time.Duration
-	// ShutdownTimeout bounds the drain at shutdown (ROUTER_SHUTDOWN_TIMEOUT, default 25s).
+	// ShutdownTimeout bounds the whole shutdown: the events in flight, the
+	// NATS drain and the HTTP server, under one deadline (SHUTDOWN_TIMEOUT,
+	// default 20s).
 	ShutdownTimeout time.Duration
 }
 
@@ -88,7 +92,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		PublishTimeout:  env.Duration("ROUTER_PUBLISH_TIMEOUT", DefaultPublishTimeout),
 		BackoffMin:      env.Duration("ROUTER_BACKOFF_MIN", DefaultBackoffMin),
 		BackoffMax:      env.Duration("ROUTER_BACKOFF_MAX", DefaultBackoffMax),
-		ShutdownTimeout: env.Duration("ROUTER_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout),
+		ShutdownTimeout: env.ShutdownTimeout(),
 	}
 	c.validate(env)
 	if c.RoutesFile != "" {
