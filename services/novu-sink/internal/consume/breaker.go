@@ -21,6 +21,12 @@ var (
 // breaker wraps a gobreaker two-step breaker around Novu calls. It opens after
 // failures consecutive failures, or at once on an outage (401/402/403), stays
 // open for the open period, then lets one probe through (half-open).
+//
+// A 5xx counts once per message in a run of failures, so one message that
+// Novu keeps failing (while others succeed or nothing else is sent) cannot
+// open the breaker on its own: its own backoff isolates it. And the message
+// whose failure opened the breaker (or failed the last probe) is not the
+// next probe: a good message behind it waits at most one open period.
 type breaker struct {
 	cb     *gobreaker.TwoStepCircuitBreaker[struct{}]
 	open   time.Duration
@@ -30,11 +36,13 @@ type breaker struct {
 
 	mu        sync.Mutex
 	openUntil time.Time
-	outage    string // the hint of the current outage, logged once
+	outage    string          // the hint of the current outage, logged once
+	failing   map[string]bool // messages counted in the current run of failures
+	avoid     string          // the message that opened the breaker: not the next probe
 }
 
 func newBreaker(failures int, open time.Duration, log *slog.Logger, m *metrics) *breaker {
-	b := &breaker{open: open, log: log, m: m}
+	b := &breaker{open: open, log: log, m: m, failing: map[string]bool{}}
 	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        "novu",
 		MaxRequests: 1,
@@ -48,9 +56,10 @@ func newBreaker(failures int, open time.Duration, log *slog.Logger, m *metrics) 
 	return b
 }
 
-// allow asks to make a call; done reports how it went. err is
-// gobreaker.ErrOpenState or ErrTooManyRequests when the call must not be made.
-func (b *breaker) allow() (done func(outcome.BreakerVerdict), err error) {
+// allow asks to make a call for the message (or bulk call) key; done reports
+// how it went. err is gobreaker.ErrOpenState or ErrTooManyRequests when the
+// call must not be made.
+func (b *breaker) allow(key string) (done func(outcome.BreakerVerdict), err error) {
 	report, err := b.cb.Allow()
 	if err != nil {
 		return nil, err
@@ -58,17 +67,54 @@ func (b *breaker) allow() (done func(outcome.BreakerVerdict), err error) {
 	return func(v outcome.BreakerVerdict) {
 		switch v {
 		case outcome.BreakerSuccess:
+			b.mu.Lock()
+			clear(b.failing)
+			b.mu.Unlock()
 			report(nil)
+		case outcome.BreakerMessageFailure:
+			b.mu.Lock()
+			again := b.failing[key]
+			b.failing[key] = true
+			b.mu.Unlock()
+			if again && b.cb.State() == gobreaker.StateClosed {
+				report(errCallIgnored)
+				return
+			}
+			b.fail(report, key)
 		case outcome.BreakerFailure:
-			report(errCallFailed)
+			b.fail(report, key)
 		case outcome.BreakerTrip:
 			b.tripIt.Store(true)
-			report(errCallFailed)
+			b.fail(report, key)
 			b.tripIt.Store(false)
 		default:
 			report(errCallIgnored)
 		}
 	}, nil
+}
+
+// fail reports a failure of key's call and remembers key when it opened the breaker.
+func (b *breaker) fail(report func(error), key string) {
+	report(errCallFailed)
+	if b.cb.State() == gobreaker.StateOpen {
+		b.mu.Lock()
+		b.avoid = key
+		clear(b.failing)
+		b.mu.Unlock()
+	}
+}
+
+// skipProbe reports whether key's message must not be the half-open probe:
+// it opened the breaker (or failed the last probe). It says so once, so a
+// message that is all there is becomes the probe after the next one.
+func (b *breaker) skipProbe(key string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if key == "" || key != b.avoid {
+		return false
+	}
+	b.avoid = ""
+	return true
 }
 
 // state returns the current state, moving from open to half-open when the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -263,7 +264,14 @@ func (s *Sink) Run(ctx context.Context, src Source) error {
 			}
 			if ctx.Err() == nil {
 				for _, msg := range s.fetch(ctx, src, 1) {
-					if it := s.prepare(ctx, msg); it != nil {
+					it := s.prepare(ctx, msg)
+					switch {
+					case it == nil:
+					case s.breaker.skipProbe(it.cmd.TransactionID):
+						// It opened the breaker: back off on its own
+						// and let another message be the probe.
+						s.notSent(it, events.Backoff(int(it.deliveries), s.cfg.RetryBase, s.cfg.RetryMax, rand.Float64()))
+					default:
 						s.handleSingle(ctx, it)
 					}
 				}
