@@ -11,6 +11,7 @@ import (
 	"github.com/clerknovu/pipeline/pkg/events"
 	"github.com/clerknovu/pipeline/services/novu-sink/internal/novu"
 	"github.com/clerknovu/pipeline/services/novu-sink/internal/outcome"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -74,7 +75,7 @@ func (s *Sink) handleSingle(runCtx context.Context, it *item) {
 		s.notSent(it, 0)
 		return
 	}
-	done, err := s.breaker.allow()
+	done, err := s.breaker.allow(it.cmd.TransactionID)
 	if err != nil {
 		s.notSent(it, s.cfg.BreakerOpen)
 		return
@@ -104,13 +105,6 @@ func (s *Sink) handleBulk(runCtx context.Context, items []*item) {
 		}
 		return
 	}
-	done, err := s.breaker.allow()
-	if err != nil {
-		for _, it := range items {
-			s.notSent(it, s.cfg.BreakerOpen)
-		}
-		return
-	}
 	cmds := make([]*events.TriggerCommand, len(items))
 	txIDs := make([]string, len(items))
 	links := make([]trace.Link, len(items))
@@ -118,11 +112,18 @@ func (s *Sink) handleBulk(runCtx context.Context, items []*item) {
 		cmds[i], txIDs[i] = &it.cmd, it.cmd.TransactionID
 		links[i] = trace.Link{SpanContext: it.span.SpanContext()}
 	}
+	base := novu.BulkKey(txIDs)
+	done, err := s.breaker.allow(base)
+	if err != nil {
+		for _, it := range items {
+			s.notSent(it, s.cfg.BreakerOpen)
+		}
+		return
+	}
 	// The bulk call has its own trace, linked to every message's.
 	ctx, span := s.tracer.Start(context.WithoutCancel(runCtx), "novu bulk trigger",
 		trace.WithSpanKind(trace.SpanKindInternal), trace.WithLinks(links...),
 		trace.WithAttributes(bulkSizeKey.Int(len(items))))
-	base := novu.BulkKey(txIDs)
 	key := s.tracker.key(base)
 	start := time.Now()
 	ans := s.novu.TriggerBulk(ctx, cmds, key)
@@ -138,6 +139,17 @@ func (s *Sink) handleBulk(runCtx context.Context, items []*item) {
 	}
 	span.SetAttributes(outcomeKey.String(call.Action.String()), httpCodeKey.Int(call.StatusCode))
 	events.EndSpan(span, resultErr(call))
+	if call.Action == outcome.DeadLetter && len(items) > 1 {
+		// Novu refused the call as a whole (400, 413...): that may be one
+		// event's fault. Send each alone, so only those Novu refuses
+		// themselves are dead-lettered.
+		s.log.Warn("novu refused a bulk call as a whole; sending its events one by one",
+			"reason", call.Reason, "events", len(items))
+		for _, it := range items {
+			s.handleSingle(runCtx, it)
+		}
+		return
+	}
 	// One jitter for the call: items retried together come back together,
 	// and so go out in bulk again.
 	jitter := rand.Float64()
@@ -178,6 +190,13 @@ func (s *Sink) settle(it *item, res outcome.Result, jitter float64) {
 		}
 		s.deadLetter(it, res, res.StatusLabel())
 	case outcome.Retry:
+		if res.BackPressure() {
+			// Novu asked to wait (429, Retry-After): not the message's
+			// fault, so the delivery is excused like an outage's.
+			s.tracker.excuse(it.cmd.TransactionID)
+			s.nak(it, min(res.RetryAfter, s.cfg.RetryMax), res)
+			return
+		}
 		// Deliveries spent in an outage or behind the open breaker are not
 		// held against the message (as far as this process remembers).
 		if counted := it.deliveries - min(s.tracker.excused(it.cmd.TransactionID), it.deliveries-1); counted >= uint64(s.cfg.MaxDeliver) {
@@ -260,6 +279,20 @@ func (s *Sink) deadLetter(it *item, res outcome.Result, status string) {
 	ctx, cancel := context.WithTimeout(it.ctx, settleTimeout)
 	_, err := s.pub.PublishMsg(ctx, msg, jetstream.WithExpectStream(events.StreamDLQ))
 	cancel()
+	if errors.Is(err, nats.ErrMaxPayload) {
+		// Retrying cannot make it fit: terminate the source, which stays
+		// readable in its stream for the stream's max age.
+		s.log.ErrorContext(it.ctx, "the dead letter exceeds the server's max_payload; terminating the message, which stays in its stream",
+			"err", err, "reason", res.Reason, "stream", events.StreamNovu, "sequence", it.sequence,
+			"svix_id", it.cmd.SvixID, "transaction_id", it.cmd.TransactionID)
+		s.inHand.remove(it.msg)
+		if terr := it.msg.TermWithReason("dead letter too large: " + res.Reason); terr != nil {
+			s.log.WarnContext(it.ctx, "term failed; the message comes back after the ack wait", "err", terr)
+		}
+		s.m.triggers.WithLabelValues(outcomeDeadLettered, status).Inc()
+		events.EndSpan(it.span, errors.New(res.Reason))
+		return
+	}
 	if err != nil {
 		s.log.ErrorContext(it.ctx, "publishing a dead letter failed; keeping the message", "err", err,
 			"subject", msg.Subject, "reason", res.Reason, "svix_id", it.cmd.SvixID)
@@ -281,12 +314,16 @@ func (s *Sink) deadLetter(it *item, res outcome.Result, status string) {
 func (s *Sink) dryRun(it *item) {
 	attrs := []any{"workflow", it.cmd.WorkflowID, "transaction_id", it.cmd.TransactionID, "svix_id", it.cmd.SvixID}
 	if sub := it.cmd.To.Subscriber; sub != nil {
-		attrs = append(attrs, "subscriber", *sub)
+		attrs = append(attrs, "subscriber_id", sub.SubscriberID)
 	}
 	if t := it.cmd.To.Topic; t != nil {
 		attrs = append(attrs, "topic_key", t.TopicKey)
 	}
 	s.log.InfoContext(it.ctx, "dry run: would trigger Novu workflow", attrs...)
+	if sub := it.cmd.To.Subscriber; sub != nil {
+		// Email, phone and names are personal data: debug level only.
+		s.log.DebugContext(it.ctx, "dry run: subscriber", "transaction_id", it.cmd.TransactionID, "subscriber", *sub)
+	}
 	s.observeEndToEnd(it)
 	s.m.triggers.WithLabelValues(outcomeDryRun, statusNone).Inc()
 	s.ack(it)
