@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
+	rt "github.com/clerknovu/pipeline/pkg/runtime/consume"
 	"github.com/clerknovu/pipeline/pkg/runtime/service"
 	"github.com/clerknovu/pipeline/services/novu-sink/internal/consume"
 	"github.com/clerknovu/pipeline/services/novu-sink/internal/novu"
@@ -175,7 +176,8 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 // createConsumer creates (or, without provisioning, finds) the durable
 // consumer, waiting for NATS as long as ctx allows.
 func createConsumer(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config, log *slog.Logger) (cons jetstream.Consumer, err error) {
-	cc := events.ConsumerConfig(events.DurableSink, events.WithAckWait(cfg.AckWait))
+	cc := events.ConsumerConfig(events.DurableSink, events.WithAckWait(cfg.AckWait),
+		events.WithMaxDeliver(rt.ServerMaxDeliver(cfg.MaxDeliver)))
 	err = service.UntilConnected(ctx, nc, log, "consumer "+events.DurableSink, func(ctx context.Context) (err error) {
 		cons, err = service.DurableConsumer(ctx, js, events.StreamNovu, cc, cfg.NATS.Provision)
 		return err

@@ -16,6 +16,9 @@ var (
 	errCallFailed = errors.New("novu call failed")
 	// errCallIgnored reports a call the breaker neither counts nor resets on.
 	errCallIgnored = errors.New("novu call ignored by the breaker")
+	// errSkipProbe reports the message that opened the breaker, held back
+	// so that another message is the half-open probe.
+	errSkipProbe = errors.New("novu breaker half-open: this message opened it, another is the probe")
 )
 
 // breaker wraps a gobreaker two-step breaker around Novu calls. It opens after
@@ -38,7 +41,7 @@ type breaker struct {
 	openUntil time.Time
 	outage    string          // the hint of the current outage, logged once
 	failing   map[string]bool // messages counted in the current run of failures
-	avoid     string          // the message that opened the breaker: not the next probe
+	avoid     string          // the message whose 5xx opened the breaker: not the next probe
 }
 
 func newBreaker(failures int, open time.Duration, log *slog.Logger, m *metrics) *breaker {
@@ -59,7 +62,14 @@ func newBreaker(failures int, open time.Duration, log *slog.Logger, m *metrics) 
 // allow asks to make a call for the message (or bulk call) key; done reports
 // how it went. err is gobreaker.ErrOpenState or ErrTooManyRequests when the
 // call must not be made.
-func (b *breaker) allow(key string) (done func(outcome.BreakerVerdict), err error) {
+//
+// A message that may be held back (skippable: it has deliveries to spare)
+// gets errSkipProbe when its own 5xx opened the breaker and it would be the
+// half-open probe.
+func (b *breaker) allow(key string, skippable bool) (done func(outcome.BreakerVerdict), err error) {
+	if skippable && b.cb.State() == gobreaker.StateHalfOpen && b.skipProbe(key) {
+		return nil, errSkipProbe
+	}
 	report, err := b.cb.Allow()
 	if err != nil {
 		return nil, err
@@ -80,12 +90,19 @@ func (b *breaker) allow(key string) (done func(outcome.BreakerVerdict), err erro
 				report(errCallIgnored)
 				return
 			}
-			b.fail(report, key)
+			report(errCallFailed)
+			if b.cb.State() == gobreaker.StateOpen {
+				// This message's failure opened the breaker: it is not the next probe.
+				b.mu.Lock()
+				b.avoid = key
+				clear(b.failing)
+				b.mu.Unlock()
+			}
 		case outcome.BreakerFailure:
-			b.fail(report, key)
+			report(errCallFailed)
 		case outcome.BreakerTrip:
 			b.tripIt.Store(true)
-			b.fail(report, key)
+			report(errCallFailed)
 			b.tripIt.Store(false)
 		default:
 			report(errCallIgnored)
@@ -93,19 +110,8 @@ func (b *breaker) allow(key string) (done func(outcome.BreakerVerdict), err erro
 	}, nil
 }
 
-// fail reports a failure of key's call and remembers key when it opened the breaker.
-func (b *breaker) fail(report func(error), key string) {
-	report(errCallFailed)
-	if b.cb.State() == gobreaker.StateOpen {
-		b.mu.Lock()
-		b.avoid = key
-		clear(b.failing)
-		b.mu.Unlock()
-	}
-}
-
 // skipProbe reports whether key's message must not be the half-open probe:
-// it opened the breaker (or failed the last probe). It says so once, so a
+// its own 5xx opened the breaker (or failed the last probe). It says so once, so a
 // message that is all there is becomes the probe after the next one.
 func (b *breaker) skipProbe(key string) bool {
 	b.mu.Lock()

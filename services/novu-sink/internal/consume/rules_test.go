@@ -209,8 +209,8 @@ func TestDryRunLogsPersonalDataOnlyAtDebug(t *testing.T) {
 }
 
 // A command that fits in stream NOVU but whose dead letter does not fit the
-// server's max_payload ends after one call to Novu: it is not re-POSTed on
-// every try.
+// server's max_payload ends after one call to Novu, dead-lettered once with a
+// truncated body and a pointer to the source: it is not re-POSTed on every try.
 func TestOversizeDeadLetterEndsTheMessage(t *testing.T) {
 	h := newHarness(t, novufake.WithWorkflow("missing", novufake.WorkflowNotFound()))
 	c := command(1, "missing")
@@ -235,5 +235,13 @@ func TestOversizeDeadLetterEndsTheMessage(t *testing.T) {
 	}
 	if info := h.consumerInfo(); info.NumRedelivered != 0 || info.Delivered.Consumer != 1 {
 		t.Errorf("consumer delivered %d times (%d redelivered), want once", info.Delivered.Consumer, info.NumRedelivered)
+	}
+	dl := h.dlq()
+	if len(dl) != 1 {
+		t.Fatalf("DLQ holds %d messages, want 1 truncated dead letter", len(dl))
+	}
+	if header(dl[0], events.DLQTruncatedHeader) == "" || header(dl[0], events.DLQSourceSequenceHeader) != "1" ||
+		header(dl[0], events.DLQSourceStreamHeader) != events.StreamNovu || !strings.Contains(header(dl[0], events.DLQReasonHeader), "workflow_not_found") {
+		t.Errorf("dead letter headers = %v, want it truncated, pointing at NOVU 1, with Novu's reason", dl[0].Header)
 	}
 }
