@@ -17,13 +17,15 @@ const (
 	DefaultTimeout         = 10 * time.Second
 	DefaultRetryBase       = time.Second
 	DefaultRetryMax        = 5 * time.Minute
-	DefaultMaxDeliver      = 20
+	DefaultMaxDeliver      = service.DefaultSinkMaxDeliver
 	DefaultBreakerFailures = 5
 	DefaultBreakerOpen     = 30 * time.Second
 	DefaultRateLimit       = 60 // Novu's free tier, triggers per second
 	DefaultBulkMin         = 50
 	DefaultConcurrency     = 16
 	DefaultFetchWait       = time.Second
+	// DefaultShutdownTimeout is SHUTDOWN_TIMEOUT's default, shared by every service.
+	DefaultShutdownTimeout = service.DefaultShutdownTimeout
 	// MinAckWait is the floor of the default ack wait, max(MinAckWait, 3×timeout).
 	MinAckWait = 30 * time.Second
 )
@@ -87,6 +89,9 @@ type Config struct {
 	// FetchWait bounds one wait for new messages, and so how long a stop
 	// waits for the fetch loop (NOVU_FETCH_WAIT, default 1s).
 	FetchWait time.Duration
+	// ShutdownTimeout bounds the whole stop: the calls in flight finish and
+	// settle, the rest is given back, NATS drains (SHUTDOWN_TIMEOUT, default 20s).
+	ShutdownTimeout time.Duration
 }
 
 // LoadConfig reads the configuration from getenv (os.Getenv in main). Its
@@ -112,6 +117,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		BulkMin:         env.Int("NOVU_BULK_MIN", DefaultBulkMin, 2),
 		Concurrency:     env.Int("NOVU_CONCURRENCY", DefaultConcurrency, 1),
 		FetchWait:       env.Duration("NOVU_FETCH_WAIT", DefaultFetchWait),
+		ShutdownTimeout: env.ShutdownTimeout(),
 	}
 	c.AckWait = env.Duration("NOVU_ACK_WAIT", defaultAckWait(c.Timeout))
 	c.validate(env)
@@ -171,6 +177,9 @@ func (c Config) validate(env *service.Env) {
 	}
 	if c.FetchWait <= 0 {
 		env.Fail("NOVU_FETCH_WAIT", "want a positive duration such as 1s")
+	}
+	if c.ShutdownTimeout <= 0 {
+		env.Fail("SHUTDOWN_TIMEOUT", "want a positive duration such as 20s")
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		env.Fail("SINK_ADDR", "want host:port such as :8082, got %q", c.Addr)

@@ -17,8 +17,8 @@ import (
 	"sync/atomic"
 
 	"github.com/clerknovu/pipeline/pkg/events"
-	"github.com/clerknovu/pipeline/pkg/runtime/provision"
 	rtconsume "github.com/clerknovu/pipeline/pkg/runtime/consume"
+	"github.com/clerknovu/pipeline/pkg/runtime/provision"
 	"github.com/clerknovu/pipeline/pkg/runtime/service"
 	"github.com/clerknovu/pipeline/services/router/internal/consume"
 	"github.com/clerknovu/pipeline/services/router/route"
@@ -183,7 +183,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 func start(ctx context.Context, cfg Config, nc *nats.Conn, js jetstream.JetStream, src *rulesource.Source,
 	h *consume.Handler, log *slog.Logger) (*rtconsume.Runtime, func(), error) {
 	declared := events.Resources{
-		Streams:   events.StreamConfigs(cfg.NATS.StreamOptions()...),
+		Streams: events.StreamConfigs(cfg.NATS.StreamOptions()...),
 		Consumers: []events.Consumer{events.RouterConsumer(events.WithAckWait(cfg.AckWait),
 			events.WithMaxDeliver(rtconsume.ServerMaxDeliver(cfg.MaxDeliver)))},
 	}

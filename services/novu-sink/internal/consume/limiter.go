@@ -38,29 +38,42 @@ func newLimiter(perSecond float64, maxPause time.Duration, m *metrics) *limiter 
 	return l
 }
 
-// wait blocks until a call of cost tokens may go, or ctx is done.
+// wait blocks until a call of cost tokens may go, or ctx is done. A pause is
+// a floor: it holds the calls that wait for a token when it begins too, so
+// no call goes out before Novu's Retry-After has passed.
 func (l *limiter) wait(ctx context.Context, cost int) error {
-	start := time.Now()
-	defer func() {
+	if err := l.waitPause(ctx); err != nil {
+		return err
+	}
+	if l.lim != nil {
+		start := time.Now()
+		err := l.lim.WaitN(ctx, cost)
 		if d := time.Since(start); d > 100*time.Microsecond {
 			l.m.rateLimitWait.Add(d.Seconds())
 		}
-	}()
-	for {
-		l.mu.Lock()
-		d := time.Until(l.until)
-		l.mu.Unlock()
-		if d <= 0 {
-			break
+		if err != nil {
+			return err
 		}
-		if !sleep(ctx, d) {
+	}
+	return l.waitPause(ctx)
+}
+
+// waitPause blocks until no pause holds the calls, or ctx is done.
+func (l *limiter) waitPause(ctx context.Context) error {
+	for {
+		if d := l.paused(); d <= 0 {
+			return ctx.Err()
+		} else if !sleep(ctx, d) {
 			return ctx.Err()
 		}
 	}
-	if l.lim == nil {
-		return ctx.Err()
-	}
-	return l.lim.WaitN(ctx, cost)
+}
+
+// paused is how long the current pause lasts from now (<= 0: none).
+func (l *limiter) paused() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return time.Until(l.until)
 }
 
 // awaitTokens waits until n tokens are available, without taking them, or
@@ -78,12 +91,22 @@ func (l *limiter) awaitTokens(ctx context.Context, n int) {
 	}
 }
 
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
 // pause holds every call for d (at most maxPause) from now.
 func (l *limiter) pause(d time.Duration) {
 	d = min(d, l.maxPause)
-	until := time.Now().Add(d)
+	now := time.Now()
+	until := now.Add(d)
 	l.mu.Lock()
 	if until.After(l.until) {
+		// Count the wall time the pause adds, once, however many calls it holds.
+		l.m.rateLimitWait.Add(until.Sub(maxTime(l.until, now)).Seconds())
 		l.until = until
 	}
 	l.mu.Unlock()

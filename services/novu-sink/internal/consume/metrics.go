@@ -4,18 +4,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Outcome label values of sink_triggers_total.
+// Outcome label values of sink_triggers_total besides the runtime's
+// (retried, dead_lettered, and the non-final paused and returned).
 const (
-	outcomeDelivered    = "delivered"
-	outcomeRetried      = "retried"
-	outcomeDeadLettered = "dead_lettered"
-	outcomeDryRun       = "dry_run"
+	outcomeDelivered = "delivered"
+	outcomeDryRun    = "dry_run"
 )
 
 // Status label values of sink_triggers_total besides HTTP status codes and "error".
 const (
-	// statusNotSent marks a message given back without calling Novu: the
-	// breaker was open or the sink was stopping.
+	// statusNotSent marks a message held or given back without calling
+	// Novu: the breaker was open or the sink was stopping.
 	statusNotSent = "not_sent"
 	// statusInvalid marks a command that could not be decoded.
 	statusInvalid = "invalid"
@@ -38,7 +37,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		triggers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sink_triggers_total",
-			Help: "Trigger commands handled, by outcome (delivered, retried, dead_lettered, dry_run) and Novu HTTP status (or error, not_sent, invalid, none).",
+			Help: "Trigger commands handled, by outcome (delivered, retried, dead_lettered, dry_run; paused and returned are not final) and Novu HTTP status (or error, not_sent, invalid, none).",
 		}, []string{"outcome", "status"}),
 		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sink_novu_request_duration_seconds",
@@ -55,7 +54,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"from", "to"}),
 		rateLimitWait: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sink_rate_limit_wait_seconds_total",
-			Help: "Time calls spent waiting for the client-side rate limit or a Novu-requested pause.",
+			Help: "Seconds spent waiting for client-side rate-limit tokens, plus the seconds of pause Novu asked for (429 Retry-After, an empty bucket).",
 		}),
 		endToEnd: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "pipeline_end_to_end_seconds",
