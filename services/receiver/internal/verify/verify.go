@@ -30,6 +30,22 @@ var (
 	// ErrNoMatchingSignature reports that no v1 signature of the request
 	// matches the body under any configured secret.
 	ErrNoMatchingSignature = errors.New("no matching signature")
+	// ErrHeaderTooLong reports an id, timestamp or signature header longer
+	// than Svix ever sends ([MaxIDBytes], [MaxTimestampBytes],
+	// [MaxSignatureBytes]): a malformed request, not a bad signature.
+	ErrHeaderTooLong = errors.New("signature header too long")
+)
+
+// Bounds of the signature headers, far above what Svix sends: an id is
+// "msg_" and 27 characters; a timestamp is 10 digits; a signature is
+// "v1,<44 base64 characters>", space-separated, a few during a rotation.
+const (
+	// MaxIDBytes bounds the id header (it becomes the Nats-Msg-Id).
+	MaxIDBytes = 256
+	// MaxTimestampBytes bounds the timestamp header.
+	MaxTimestampBytes = 32
+	// MaxSignatureBytes bounds the signature header: about 40 signatures.
+	MaxSignatureBytes = 2048
 )
 
 // Headers are the three signature headers of a delivery, read by the
@@ -68,24 +84,45 @@ func New(secrets []string) (*Verifier, error) {
 	return v, nil
 }
 
-// Verify checks that body, exactly as received, was signed for h at a time
-// within [Tolerance] of now. Only v1 signatures count; other versions (such as
-// the asymmetric v1a) are ignored. It returns nil or an error wrapping one of
-// the sentinel errors of this package.
-func (v *Verifier) Verify(h Headers, body []byte, now time.Time) error {
+// Check checks what can be checked of a delivery before its body is read:
+// the three headers are present and within their bounds, and the timestamp
+// is within [Tolerance] of now. It returns the timestamp, or an error
+// wrapping [ErrMissingHeaders], [ErrHeaderTooLong], [ErrInvalidTimestamp],
+// [ErrTimestampTooOld] or [ErrTimestampTooNew].
+func Check(h Headers, now time.Time) (time.Time, error) {
 	if h.ID == "" || h.Timestamp == "" || h.Signature == "" {
-		return fmt.Errorf("%w: %s", ErrMissingHeaders, missing(h))
+		return time.Time{}, fmt.Errorf("%w: %s", ErrMissingHeaders, missing(h))
+	}
+	switch {
+	case len(h.ID) > MaxIDBytes:
+		return time.Time{}, fmt.Errorf("%w: id is %d bytes, at most %d", ErrHeaderTooLong, len(h.ID), MaxIDBytes)
+	case len(h.Timestamp) > MaxTimestampBytes:
+		return time.Time{}, fmt.Errorf("%w: timestamp is %d bytes, at most %d", ErrHeaderTooLong, len(h.Timestamp), MaxTimestampBytes)
+	case len(h.Signature) > MaxSignatureBytes:
+		return time.Time{}, fmt.Errorf("%w: signature is %d bytes, at most %d", ErrHeaderTooLong, len(h.Signature), MaxSignatureBytes)
 	}
 	sec, err := strconv.ParseInt(h.Timestamp, 10, 64)
 	if err != nil {
-		return fmt.Errorf("%w: want Unix seconds", ErrInvalidTimestamp)
+		return time.Time{}, fmt.Errorf("%w: want Unix seconds", ErrInvalidTimestamp)
 	}
 	ts := time.Unix(sec, 0)
 	if age := now.Sub(ts); age > Tolerance {
-		return fmt.Errorf("%w: %s old, more than %s", ErrTimestampTooOld, age.Truncate(time.Second), Tolerance)
+		return time.Time{}, fmt.Errorf("%w: %s old, more than %s", ErrTimestampTooOld, age.Truncate(time.Second), Tolerance)
 	}
 	if ts.Unix() > now.Add(Tolerance).Unix() {
-		return fmt.Errorf("%w: %s ahead, more than %s", ErrTimestampTooNew, ts.Sub(now).Truncate(time.Second), Tolerance)
+		return time.Time{}, fmt.Errorf("%w: %s ahead, more than %s", ErrTimestampTooNew, ts.Sub(now).Truncate(time.Second), Tolerance)
+	}
+	return ts, nil
+}
+
+// Verify checks that body, exactly as received, was signed for h at a time
+// within [Tolerance] of now ([Check] first). Only v1 signatures count; other
+// versions (such as the asymmetric v1a) are ignored. It returns nil or an
+// error wrapping one of the sentinel errors of this package.
+func (v *Verifier) Verify(h Headers, body []byte, now time.Time) error {
+	ts, err := Check(h, now)
+	if err != nil {
+		return err
 	}
 	passed := []byte(h.Signature)
 	for _, wh := range v.signers {
