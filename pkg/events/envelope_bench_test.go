@@ -26,3 +26,23 @@ func BenchmarkParseEvent(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEventType checks what the receiver checks before storing a
+// webhook: the JSON and the type, nothing copied.
+func BenchmarkEventType(b *testing.B) {
+	for _, name := range []string{"user.created", "session.created", "email.created/magic_link_sign_in"} {
+		s, ok := samples.Get(name)
+		if !ok {
+			b.Fatalf("no sample %q", name)
+		}
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(s.Body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := events.EventType(s.Body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
