@@ -54,7 +54,7 @@ func (b *bench) env(rateLimit float64, routes string) map[string]string {
 		"LOG_FORMAT":           "text",
 	}
 	if b.cfg.pprofDir != "" {
-		env[debugAddrEnv] = autoAddr
+		env[pprofEnv] = "true"
 	}
 	if b.cfg.smoke {
 		// Stops the sink within 0.1 s instead of 1 s, for the restart.
@@ -279,7 +279,7 @@ func (b *bench) cpuProfile(ctx context.Context, p *pipeline, name string) error 
 		return err
 	}
 	if p.debugURL == "" {
-		return fmt.Errorf("receiver profile: no %s", debugAddrEnv)
+		return fmt.Errorf("receiver profile: no %s", pprofEnv)
 	}
 	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", p.debugURL, b.cfg.pprofSeconds)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -292,7 +292,7 @@ func (b *bench) cpuProfile(ctx context.Context, p *pipeline, name string) error 
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("receiver profile: GET %s: %s (does the receiver serve pprof on %s?)", url, resp.Status, debugAddrEnv)
+		return fmt.Errorf("receiver profile: GET %s: %s (does the receiver serve pprof with %s=true?)", url, resp.Status, pprofEnv)
 	}
 	path := filepath.Join(b.cfg.pprofDir, name)
 	f, err := os.Create(path)

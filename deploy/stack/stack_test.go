@@ -13,8 +13,8 @@ import (
 
 	"github.com/clerknovu/pipeline/deploy/stack"
 	"github.com/clerknovu/pipeline/pkg/events"
-	"github.com/clerknovu/pipeline/pkg/runtime/eventstest"
 	"github.com/clerknovu/pipeline/pkg/events/samples"
+	"github.com/clerknovu/pipeline/pkg/runtime/eventstest"
 	"github.com/clerknovu/pipeline/pkg/runtime/service"
 	"github.com/clerknovu/pipeline/services/novu-sink/novufake"
 	"github.com/nats-io/nats.go/jetstream"
@@ -281,7 +281,7 @@ func TestFullStack(t *testing.T) {
 			name, url string
 			series    []string
 		}{
-			{"receiver", st.ReceiverURL, []string{"receiver_webhooks_total"}},
+			{"receiver", st.ReceiverOpsURL, []string{"receiver_webhooks_total"}},
 			{"router", st.RouterURL, []string{"router_events_total"}},
 			{"novu-sink", st.SinkURL, []string{"sink_triggers_total", "pipeline_end_to_end_seconds"}},
 		} {

@@ -52,7 +52,7 @@ type Config struct {
 	NATS service.NATSConfig
 	// Log is LOG_LEVEL and LOG_FORMAT.
 	Log service.LogConfig
-	// Addr serves /healthz, /readyz and /metrics (SINK_ADDR, default :8082).
+	// Addr serves /healthz, /readyz and /metrics (SINK_OPS_ADDR, default :8082).
 	Addr string
 	// APIURL is Novu's API root (NOVU_API_URL, default https://api.novu.co;
 	// EU: https://eu.api.novu.co).
@@ -97,7 +97,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c := Config{
 		NATS:            e.NATS(),
 		Log:             e.Log(),
-		Addr:            e.String("SINK_ADDR", DefaultAddr),
+		Addr:            e.String("SINK_OPS_ADDR", DefaultAddr),
 		APIURL:          e.String("NOVU_API_URL", DefaultAPIURL),
 		SecretKey:       Secret(e.Secret("NOVU_SECRET_KEY")),
 		DryRun:          e.Bool("NOVU_DRY_RUN", false),
@@ -173,7 +173,7 @@ func (c Config) Validate() error {
 		fail("NOVU_FETCH_WAIT", "want a positive duration")
 	}
 	if c.Addr == "" {
-		fail("SINK_ADDR", "want a listen address such as :8082")
+		fail("SINK_OPS_ADDR", "want a listen address such as :8082")
 	}
 	return errors.Join(errs...)
 }

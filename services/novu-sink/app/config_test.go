@@ -43,7 +43,7 @@ func TestLoadConfig(t *testing.T) {
 		{
 			name: "everything set",
 			given: map[string]string{
-				"NOVU_SECRET_KEY": "sk_test", "SINK_ADDR": "127.0.0.1:9000", "NOVU_API_URL": "https://eu.api.novu.co",
+				"NOVU_SECRET_KEY": "sk_test", "SINK_OPS_ADDR": "127.0.0.1:9000", "NOVU_API_URL": "https://eu.api.novu.co",
 				"NOVU_TIMEOUT": "20s", "NOVU_RETRY_BASE": "2s", "NOVU_RETRY_MAX": "1m", "NOVU_MAX_DELIVER": "7",
 				"NOVU_BREAKER_FAILURES": "3", "NOVU_BREAKER_OPEN": "10s", "NOVU_RATE_LIMIT": "240", "NOVU_BULK": "false",
 				"NOVU_BULK_MIN": "20", "NOVU_CONCURRENCY": "32", "NOVU_FETCH_WAIT": "250ms", "NATS_URL": "nats://10.0.0.1:4222",

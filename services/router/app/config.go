@@ -15,7 +15,7 @@ import (
 
 // Defaults of [Config].
 const (
-	// DefaultAddr is ROUTER_ADDR's default.
+	// DefaultAddr is ROUTER_OPS_ADDR's default.
 	DefaultAddr = ":8081"
 	// DefaultConcurrency is ROUTER_CONCURRENCY's default.
 	DefaultConcurrency = 16
@@ -42,7 +42,7 @@ type Config struct {
 	NATS service.NATSConfig
 	// Log is LOG_LEVEL and LOG_FORMAT.
 	Log service.LogConfig
-	// Addr serves /healthz, /readyz and /metrics (ROUTER_ADDR, default :8081).
+	// Addr serves /healthz, /readyz and /metrics (ROUTER_OPS_ADDR, default :8081).
 	Addr string
 	// RoutesFile is a YAML rules file over the built-in rules (ROUTES_FILE).
 	RoutesFile string
@@ -77,7 +77,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c := Config{
 		NATS:            e.NATS(),
 		Log:             e.Log(),
-		Addr:            e.String("ROUTER_ADDR", DefaultAddr),
+		Addr:            e.String("ROUTER_OPS_ADDR", DefaultAddr),
 		RoutesFile:      e.File("ROUTES_FILE"),
 		RoutesKVBucket:  e.Lookup("ROUTES_KV_BUCKET"),
 		DefaultLocale:   e.String("DEFAULT_LOCALE", route.DefaultLocale),
@@ -130,7 +130,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); c.Addr != "" && err != nil {
-		fail("ROUTER_ADDR", "want host:port such as :8081, got %q", c.Addr)
+		fail("ROUTER_OPS_ADDR", "want host:port such as :8081, got %q", c.Addr)
 	}
 	if c.DefaultLocale != "" && !localeRE.MatchString(c.DefaultLocale) {
 		fail("DEFAULT_LOCALE", "want a locale such as en_US or fr-FR, got %q", c.DefaultLocale)
