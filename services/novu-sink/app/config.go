@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"time"
 
@@ -128,6 +129,15 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 
 func defaultAckWait(timeout time.Duration) time.Duration { return max(MinAckWait, 3*timeout) }
 
+// loopback reports whether host is localhost or a loopback IP address.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
 // Validate reports settings that cannot work together, one per line.
 func (c Config) Validate() error {
 	var errs []error
@@ -138,6 +148,8 @@ func (c Config) Validate() error {
 		fail("NOVU_API_URL", "want an http(s) URL such as %s or %s, got %q", DefaultAPIURL, EUAPIURL, c.APIURL)
 	} else if u.User != nil {
 		fail("NOVU_API_URL", "must not hold credentials; put the key in NOVU_SECRET_KEY")
+	} else if u.Scheme == "http" && !loopback(u.Hostname()) {
+		fail("NOVU_API_URL", "want https: http would send NOVU_SECRET_KEY in clear to %s (plain http is for a loopback host only)", u.Host)
 	}
 	if !c.DryRun && c.SecretKey == "" {
 		fail("NOVU_SECRET_KEY", "required (or set NOVU_DRY_RUN=true to only log triggers)")

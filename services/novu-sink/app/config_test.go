@@ -97,6 +97,8 @@ func TestLoadConfig(t *testing.T) {
 		{name: "key and key file", given: map[string]string{"NOVU_SECRET_KEY": "a", "NOVU_SECRET_KEY_FILE": keyFile}, wantErr: []string{"not both"}},
 		{name: "unreadable key file", given: map[string]string{"NOVU_SECRET_KEY_FILE": "/nonexistent/key"}, wantErr: []string{"NOVU_SECRET_KEY_FILE"}},
 		{name: "bad URL", given: map[string]string{"NOVU_SECRET_KEY": "k", "NOVU_API_URL": "api.novu.co"}, wantErr: []string{"NOVU_API_URL", "https://eu.api.novu.co"}},
+		{name: "http to a remote host", given: map[string]string{"NOVU_SECRET_KEY": "k", "NOVU_API_URL": "http://api.novu.co"}, wantErr: []string{"NOVU_API_URL: want https", "api.novu.co"}},
+		{name: "http to a public IP", given: map[string]string{"NOVU_SECRET_KEY": "k", "NOVU_API_URL": "http://203.0.113.9:8080"}, wantErr: []string{"NOVU_API_URL: want https"}},
 		{name: "URL with credentials", given: map[string]string{"NOVU_SECRET_KEY": "k", "NOVU_API_URL": "https://u:p@api.novu.co"}, wantErr: []string{"NOVU_API_URL: must not hold credentials"}},
 		{name: "ack wait not above timeout", given: map[string]string{"NOVU_SECRET_KEY": "k", "NOVU_TIMEOUT": "30s", "NOVU_ACK_WAIT": "30s"}, wantErr: []string{"NOVU_ACK_WAIT"}},
 		{name: "retry max below base", given: map[string]string{"NOVU_SECRET_KEY": "k", "NOVU_RETRY_BASE": "10s", "NOVU_RETRY_MAX": "1s"}, wantErr: []string{"NOVU_RETRY_MAX"}},
@@ -137,6 +139,17 @@ func TestSecretNeverPrints(t *testing.T) {
 	for _, s := range []string{fmt.Sprint(c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c), fmt.Sprint(c.SecretKey), c.SecretKey.LogValue().String()} {
 		if strings.Contains(s, "very_secret") {
 			t.Errorf("formatted config shows the key: %s", s)
+		}
+	}
+}
+
+// TestPlainHTTPOnlyToLoopback: the fake Novu of tests and devstack listens
+// on loopback over http; any other host must be https.
+func TestPlainHTTPOnlyToLoopback(t *testing.T) {
+	for _, u := range []string{"http://127.0.0.1:4000", "http://localhost:4000", "http://[::1]:4000"} {
+		c := Config{APIURL: u, DryRun: true}
+		if err := c.Validate(); err != nil && strings.Contains(err.Error(), "NOVU_API_URL") {
+			t.Errorf("%s refused: %v", u, err)
 		}
 	}
 }
