@@ -151,7 +151,7 @@ func TestDefaultsAreValid(t *testing.T) {
 
 // TestDocExamples keeps docs/routing.md honest: every YAML example in it loads.
 func TestDocExamples(t *testing.T) {
-	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "docs", "routing.md"))
+	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "routing.md"))
 	if err != nil {
 		t.Fatalf("docs/routing.md: %v", err)
 	}
