@@ -17,5 +17,7 @@ import (
 func main() {
 	os.Exit(service.Main(app.ServiceName, app.LoadConfig,
 		func(c app.Config) service.LogConfig { return c.Log },
-		func(ctx context.Context, c app.Config, d service.Deps) error { return app.Run(ctx, c, app.Deps{Deps: d}) }))
+		func(ctx context.Context, c app.Config, d service.Deps) error {
+			return app.Run(ctx, c, app.Deps{Deps: d})
+		}))
 }
