@@ -54,7 +54,7 @@ func (b *bench) env(rateLimit float64, routes string) map[string]string {
 		"LOG_FORMAT":           "text",
 	}
 	if b.cfg.pprofDir != "" {
-		env[debugAddrEnv] = autoAddr
+		env[pprofEnv] = "true"
 	}
 	if b.cfg.smoke {
 		// Stops the sink within 0.1 s instead of 1 s, for the restart.
@@ -205,7 +205,7 @@ func (b *bench) ingestRow(ctx context.Context, p *pipeline, c int) (IngestRow, e
 		profile = make(chan error, 1)
 		go func() { profile <- b.cpuProfile(ctx, p, fmt.Sprintf("receiver-cpu-c%d.pprof", c)) }()
 	}
-	if row.Ingest, err = phaseIngest(ctx, p, b.client, hooks[:200], hooks[200:], c, b.cfg.duration); err != nil {
+	if row.Ingest, err = phaseIngest(ctx, p, b.client, p.webhookURL, hooks[:200], hooks[200:], c, b.cfg.duration); err != nil {
 		return row, err
 	}
 	row.Memory = readPeaks(p)
@@ -214,10 +214,29 @@ func (b *bench) ingestRow(ctx context.Context, p *pipeline, c int) (IngestRow, e
 			b.report.Errors = append(b.report.Errors, err.Error())
 		}
 	}
+	// The floor, right after B, with fresh svix-ids (B's would be duplicates,
+	// cheaper to store) and the same client and concurrency.
+	floorHooks, err := b.gen.make(n+200, "")
+	if err != nil {
+		return row, err
+	}
+	floor, err := startFloor(p.natsURL)
+	if err != nil {
+		return row, err
+	}
+	b.logf("floor: bare net/http + async publish, up to %d webhooks, c=%d, %v", n, c, b.cfg.duration)
+	row.Floor, err = phaseIngest(ctx, p, b.client, floor.url, floorHooks[:200], floorHooks[200:], c, b.cfg.duration)
+	floor.close()
+	if err != nil {
+		return row, err
+	}
+	if row.Floor.PerSecond > 0 {
+		row.FloorRatio = float64(int(row.Ingest.PerSecond/row.Floor.PerSecond*1000+0.5)) / 1000
+	}
 	if row.Ceiling.PerSecond > 0 {
 		row.Ratio = float64(int(row.Ingest.PerSecond/row.Ceiling.PerSecond*1000+0.5)) / 1000
 	}
-	b.logf("  A %.0f/s, B %.0f/s, B/A %.3f", row.Ceiling.PerSecond, row.Ingest.PerSecond, row.Ratio)
+	b.logf("  A %.0f/s, B %.0f/s, floor %.0f/s, B/A %.3f, B/floor %.3f", row.Ceiling.PerSecond, row.Ingest.PerSecond, row.Floor.PerSecond, row.Ratio, row.FloorRatio)
 	return row, nil
 }
 
@@ -238,12 +257,12 @@ func (b *bench) delivery(ctx context.Context, p *pipeline, plan deliveryPlan) (D
 // maxIngestPool bounds the webhooks pre-signed for one phase B run.
 const maxIngestPool = 300_000
 
-// phaseIngest is phase B: concurrency workers post the pre-signed hooks to
-// the receiver, each waiting for its answer before the next, for d or until
+// phaseIngest is phase B (and the floor, at another url): concurrency
+// workers post the pre-signed hooks to url, each waiting for its answer before the next, for d or until
 // the hooks run out; only 2xx count.
 // The router's consumer is paused meanwhile, and what B stored is purged
 // after, so that only the receiver and NATS work during the measurement.
-func phaseIngest(ctx context.Context, p *pipeline, client *http.Client, warm, hooks []webhook, concurrency int, d time.Duration) (Throughput, error) {
+func phaseIngest(ctx context.Context, p *pipeline, client *http.Client, url string, warm, hooks []webhook, concurrency int, d time.Duration) (Throughput, error) {
 	if _, err := p.js.PauseConsumer(ctx, events.StreamClerk, events.DurableRouter, time.Now().Add(time.Hour)); err != nil {
 		return Throughput{}, fmt.Errorf("phase B: pause the router's consumer: %w", err)
 	}
@@ -260,7 +279,7 @@ func phaseIngest(ctx context.Context, p *pipeline, client *http.Client, warm, ho
 		return closedLoop(ctx, concurrency, d, len(list), func(ctx context.Context) (time.Duration, error) {
 			w := &list[int(next.Add(1))-1]
 			start := time.Now()
-			err := post(ctx, client, p.webhookURL, w)
+			err := post(ctx, client, url, w)
 			return time.Since(start), err
 		})
 	}
@@ -279,7 +298,7 @@ func (b *bench) cpuProfile(ctx context.Context, p *pipeline, name string) error 
 		return err
 	}
 	if p.debugURL == "" {
-		return fmt.Errorf("receiver profile: no %s", debugAddrEnv)
+		return fmt.Errorf("receiver profile: no %s", pprofEnv)
 	}
 	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", p.debugURL, b.cfg.pprofSeconds)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -292,7 +311,7 @@ func (b *bench) cpuProfile(ctx context.Context, p *pipeline, name string) error 
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("receiver profile: GET %s: %s (does the receiver serve pprof on %s?)", url, resp.Status, debugAddrEnv)
+		return fmt.Errorf("receiver profile: GET %s: %s (does the receiver serve pprof with %s=true?)", url, resp.Status, pprofEnv)
 	}
 	path := filepath.Join(b.cfg.pprofDir, name)
 	f, err := os.Create(path)

@@ -27,26 +27,26 @@ const (
 	modeInProc = "inproc"
 )
 
-// Each service's listen address setting.
-var addrEnv = map[string]string{"receiver": "RECEIVER_ADDR", "router": "ROUTER_ADDR", "novu-sink": "SINK_ADDR"}
+// Each service's ops listen address setting (/readyz, /metrics, pprof).
+var addrEnv = map[string]string{"receiver": "RECEIVER_OPS_ADDR", "router": "ROUTER_OPS_ADDR", "novu-sink": "SINK_OPS_ADDR"}
+
+// receiverAddrEnv is the receiver's webhook listen address setting.
+const receiverAddrEnv = "RECEIVER_ADDR"
 
 // natsServerName names the JetStream server in memory reports.
 const natsServerName = "nats-server"
 
-// debugAddrEnv is the receiver's pprof address setting; [autoAddr] as its
-// value asks the launcher for a free loopback port.
-const (
-	debugAddrEnv = "RECEIVER_DEBUG_ADDR"
-	autoAddr     = "auto"
-)
+// pprofEnv turns on the receiver's pprof, on its ops address.
+const pprofEnv = "RECEIVER_PPROF"
 
 // receiverPath is where the receiver takes webhooks (its RECEIVER_PATH default).
 const receiverPath = "/webhooks/clerk"
 
 // pipeline is the system under test, started with one set of settings.
 type pipeline struct {
-	natsURL     string
-	webhookURL  string
+	natsURL    string
+	webhookURL string
+	// receiverURL is the receiver's ops base URL.
 	receiverURL string
 	// debugURL serves the receiver's pprof, "" when off.
 	debugURL string
@@ -148,16 +148,6 @@ func (l *launcher) shutdown() error {
 func (l *launcher) start(ctx context.Context, env map[string]string) (*pipeline, error) {
 	var p *pipeline
 	var err error
-	debugURL := ""
-	if env[debugAddrEnv] == autoAddr {
-		addr, err := freeAddr()
-		if err != nil {
-			return nil, err
-		}
-		env = maps.Clone(env)
-		env[debugAddrEnv] = addr
-		debugURL = "http://" + addr
-	}
 	if l.mode == modeInProc {
 		p, err = l.startInProc(ctx, env)
 	} else {
@@ -166,7 +156,9 @@ func (l *launcher) start(ctx context.Context, env map[string]string) (*pipeline,
 	if err != nil {
 		return nil, err
 	}
-	p.debugURL = debugURL
+	if env[pprofEnv] == "true" {
+		p.debugURL = p.receiverURL
+	}
 	p.nc, err = nats.Connect(p.natsURL, nats.Name("bench"))
 	if err == nil {
 		p.js, err = jetstream.New(p.nc)
@@ -183,7 +175,7 @@ func (l *launcher) startInProc(ctx context.Context, env map[string]string) (*pip
 	if err != nil {
 		return nil, err
 	}
-	return &pipeline{natsURL: st.NATSURL, webhookURL: st.WebhookURL, receiverURL: st.ReceiverURL, stack: st}, nil
+	return &pipeline{natsURL: st.NATSURL, webhookURL: st.WebhookURL, receiverURL: st.ReceiverOpsURL, stack: st}, nil
 }
 
 func (l *launcher) startExec(ctx context.Context, env map[string]string) (*pipeline, error) {
@@ -200,8 +192,15 @@ func (l *launcher) startExec(ctx context.Context, env map[string]string) (*pipel
 		}
 		vars := maps.Clone(common)
 		vars[addrEnv[s.name]] = addr
-		if s.name != "receiver" {
-			delete(vars, debugAddrEnv)
+		webhookAddr := ""
+		if s.name == "receiver" {
+			if webhookAddr, err = freeAddr(); err != nil {
+				_ = p.close()
+				return nil, err
+			}
+			vars[receiverAddrEnv] = webhookAddr
+		} else {
+			delete(vars, pprofEnv)
 		}
 		keys := slices.Sorted(maps.Keys(vars))
 		list := make([]string, 0, len(keys))
@@ -216,7 +215,7 @@ func (l *launcher) startExec(ctx context.Context, env map[string]string) (*pipel
 		p.procs = append(p.procs, pr)
 		if s.name == "receiver" {
 			p.receiverURL = pr.baseURL
-			p.webhookURL = pr.baseURL + receiverPath
+			p.webhookURL = "http://" + webhookAddr + receiverPath
 		}
 	}
 	var wg sync.WaitGroup

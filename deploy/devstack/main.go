@@ -20,7 +20,8 @@
 //
 //	-dir            DEVSTACK_DIR            data directory (.devstack)
 //	-nats-port      DEVSTACK_NATS_PORT      NATS client port on 127.0.0.1 (4222)
-//	-receiver-addr  DEVSTACK_RECEIVER_ADDR  receiver HTTP address (127.0.0.1:8080)
+//	-receiver-addr  DEVSTACK_RECEIVER_ADDR  receiver webhook address (127.0.0.1:8080)
+//	-receiver-ops-addr DEVSTACK_RECEIVER_OPS_ADDR receiver ops address (127.0.0.1:9090)
 //	-router-addr    DEVSTACK_ROUTER_ADDR    router HTTP address (127.0.0.1:8081)
 //	-sink-addr      DEVSTACK_SINK_ADDR      novu-sink HTTP address (127.0.0.1:8082)
 //
@@ -115,7 +116,8 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (stack
 	fs.SetOutput(out)
 	fs.StringVar(&o.Dir, "dir", def("DEVSTACK_DIR", ".devstack"), "data directory, relative to the current directory (DEVSTACK_DIR)")
 	port := fs.String("nats-port", def("DEVSTACK_NATS_PORT", strconv.Itoa(stack.DefaultNATSPort)), "NATS client port on 127.0.0.1, 0 for any free one (DEVSTACK_NATS_PORT)")
-	fs.StringVar(&o.ReceiverAddr, "receiver-addr", def("DEVSTACK_RECEIVER_ADDR", stack.DefaultReceiverAddr), "receiver HTTP address (DEVSTACK_RECEIVER_ADDR)")
+	fs.StringVar(&o.ReceiverAddr, "receiver-addr", def("DEVSTACK_RECEIVER_ADDR", stack.DefaultReceiverAddr), "receiver webhook address (DEVSTACK_RECEIVER_ADDR)")
+	fs.StringVar(&o.ReceiverOpsAddr, "receiver-ops-addr", def("DEVSTACK_RECEIVER_OPS_ADDR", stack.DefaultReceiverOpsAddr), "receiver ops address: /healthz /readyz /metrics (DEVSTACK_RECEIVER_OPS_ADDR)")
 	fs.StringVar(&o.RouterAddr, "router-addr", def("DEVSTACK_ROUTER_ADDR", stack.DefaultRouterAddr), "router HTTP address (DEVSTACK_ROUTER_ADDR)")
 	fs.StringVar(&o.SinkAddr, "sink-addr", def("DEVSTACK_SINK_ADDR", stack.DefaultSinkAddr), "novu-sink HTTP address (DEVSTACK_SINK_ADDR)")
 	if err := fs.Parse(args); err != nil {
@@ -161,5 +163,5 @@ devstack is running (data in %s; Ctrl-C to stop)
             nats -s %[9]s sub 'novu.trigger.>'
   operate   NATS_URL=%[9]s go run ./cmd/clerknovu status   (dlq ls, dlq redrive, replay, routes...)
 
-`, st.Dir, st.WebhookURL, secret, st.Novu, st.ReceiverURL, st.RouterURL, st.SinkURL, routes, st.NATSURL)
+`, st.Dir, st.WebhookURL, secret, st.Novu, st.ReceiverOpsURL, st.RouterURL, st.SinkURL, routes, st.NATSURL)
 }

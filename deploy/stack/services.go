@@ -35,8 +35,11 @@ func (st *Stack) components(o Options, getenv func(string) string) ([]component,
 	st.describeSink(sc)
 	st.RoutesBucket = tc.RoutesKVBucket
 	return []component{
-		{name: "receiver", addr: o.ReceiverAddr, run: func(ctx context.Context, d deps) error {
-			return receiver.Run(ctx, rc, receiver.Deps{Logger: d.logger, Telemetry: d.telemetry, Registry: d.registry, Listener: d.listener})
+		{name: "receiver", addr: o.ReceiverAddr, opsAddr: o.ReceiverOpsAddr, run: func(ctx context.Context, d deps) error {
+			return receiver.Run(ctx, rc, receiver.Deps{
+				Deps:        service.Deps{Logger: d.logger, Telemetry: d.telemetry, Registry: d.registry, Listener: d.listener},
+				OpsListener: d.opsListener,
+			})
 		}},
 		{name: "router", addr: o.RouterAddr, run: func(ctx context.Context, d deps) error {
 			return router.Run(ctx, tc, router.Deps{Logger: d.logger, Telemetry: d.telemetry, Registry: d.registry, Listener: d.listener})

@@ -24,8 +24,10 @@ const (
 	DefaultNATSHost = "127.0.0.1"
 	// DefaultNATSPort is NATS's usual client port, so the nats CLI finds it.
 	DefaultNATSPort = 4222
-	// DefaultReceiverAddr serves the webhook and the receiver's ops endpoints.
+	// DefaultReceiverAddr serves the webhook (and nothing else).
 	DefaultReceiverAddr = "127.0.0.1:8080"
+	// DefaultReceiverOpsAddr serves the receiver's ops endpoints.
+	DefaultReceiverOpsAddr = "127.0.0.1:9090"
 	// DefaultRouterAddr serves the router's ops endpoints.
 	DefaultRouterAddr = "127.0.0.1:8081"
 	// DefaultSinkAddr serves the sink's ops endpoints.
@@ -48,6 +50,9 @@ type Options struct {
 	// ReceiverAddr, RouterAddr and SinkAddr are the services' HTTP listen
 	// addresses (default 127.0.0.1:0, a free port).
 	ReceiverAddr, RouterAddr, SinkAddr string
+	// ReceiverOpsAddr is the receiver's ops listen address (default
+	// 127.0.0.1:0); the webhook port serves only the webhook.
+	ReceiverOpsAddr string
 	// Getenv is the real environment (os.Getenv in devstack); nil reads none.
 	Getenv func(string) string
 	// Env overrides the environment for the services (a key present with ""
@@ -76,9 +81,11 @@ type Stack struct {
 	NATSURL string
 	// WebhookURL is where Clerk, or the send tool, posts webhooks.
 	WebhookURL string
-	// ReceiverURL, RouterURL and SinkURL are the base URLs of the services'
-	// HTTP servers (/healthz, /readyz, /metrics).
-	ReceiverURL, RouterURL, SinkURL string
+	// ReceiverURL is the base URL of the receiver's webhook port.
+	ReceiverURL string
+	// ReceiverOpsURL, RouterURL and SinkURL are the base URLs of the
+	// services' ops endpoints (/healthz, /readyz, /metrics).
+	ReceiverOpsURL, RouterURL, SinkURL string
 	// Secret is the signing secret the receiver verifies with.
 	Secret string
 	// SecretFile is where the generated secret is kept, or "" when it came
@@ -111,6 +118,7 @@ type Stack struct {
 type running struct {
 	name     string
 	baseURL  string
+	opsURL   string // baseURL unless the service has an ops listener of its own
 	cancel   context.CancelFunc
 	done     chan struct{}
 	err      error
@@ -119,17 +127,19 @@ type running struct {
 
 // component is one service, configured and ready to run.
 type component struct {
-	name string
-	addr string
-	run  func(ctx context.Context, d deps) error
+	name    string
+	addr    string
+	opsAddr string // "" when addr serves the ops endpoints
+	run     func(ctx context.Context, d deps) error
 }
 
 // deps is what the stack gives every service.
 type deps struct {
-	logger    *slog.Logger
-	telemetry service.Telemetry
-	registry  *prometheus.Registry
-	listener  net.Listener
+	logger      *slog.Logger
+	telemetry   service.Telemetry
+	registry    *prometheus.Registry
+	listener    net.Listener
+	opsListener net.Listener // nil unless the component has an opsAddr
 }
 
 // Start starts the embedded JetStream server, provisions every declared
@@ -203,15 +213,25 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: cannot listen on %s (%w): stop what uses it or pick another address", c.name, c.addr, err)
 		}
-		if err := st.run(ctx, o, c, ln); err != nil {
+		var opsLn net.Listener
+		if c.opsAddr != "" {
+			if opsLn, err = net.Listen("tcp", c.opsAddr); err != nil {
+				_ = ln.Close()
+				return nil, fmt.Errorf("%s: cannot listen on %s (%w): stop what uses it or pick another address", c.name, c.opsAddr, err)
+			}
+		}
+		if err := st.run(ctx, o, c, ln, opsLn); err != nil {
 			_ = ln.Close()
+			if opsLn != nil {
+				_ = opsLn.Close()
+			}
 			return nil, err
 		}
 	}
 	for _, r := range st.services {
 		switch r.name {
 		case "receiver":
-			st.ReceiverURL = r.baseURL
+			st.ReceiverURL, st.ReceiverOpsURL = r.baseURL, r.opsURL
 		case "router":
 			st.RouterURL = r.baseURL
 		case "novu-sink":
@@ -234,7 +254,7 @@ func (o Options) withDefaults() Options {
 	if o.NATSPort == 0 {
 		o.NATSPort = -1
 	}
-	for _, a := range []*string{&o.ReceiverAddr, &o.RouterAddr, &o.SinkAddr} {
+	for _, a := range []*string{&o.ReceiverAddr, &o.ReceiverOpsAddr, &o.RouterAddr, &o.SinkAddr} {
 		if *a == "" {
 			*a = "127.0.0.1:0"
 		}
@@ -290,7 +310,7 @@ func (st *Stack) environment(o Options) (func(string) string, error) {
 }
 
 // run starts one component on ln and records it.
-func (st *Stack) run(ctx context.Context, o Options, c component, ln net.Listener) error {
+func (st *Stack) run(ctx context.Context, o Options, c component, ln, opsLn net.Listener) error {
 	tel, err := o.Telemetry(ctx, c.name)
 	if err != nil {
 		return fmt.Errorf("%s: telemetry: %w", c.name, err)
@@ -303,16 +323,21 @@ func (st *Stack) run(ctx context.Context, o Options, c component, ln net.Listene
 	r := &running{
 		name:     c.name,
 		baseURL:  "http://" + ln.Addr().String(),
+		opsURL:   "http://" + ln.Addr().String(),
 		cancel:   cancel,
 		done:     make(chan struct{}),
 		shutdown: tel.Shutdown,
 	}
 	st.services = append(st.services, r)
 	d := deps{
-		logger:    o.Logger.With("service", c.name),
-		telemetry: tel,
-		registry:  service.NewRegistry(),
-		listener:  ln,
+		logger:      o.Logger.With("service", c.name),
+		telemetry:   tel,
+		registry:    service.NewRegistry(),
+		listener:    ln,
+		opsListener: opsLn,
+	}
+	if opsLn != nil {
+		r.opsURL = "http://" + opsLn.Addr().String()
 	}
 	go func() {
 		defer close(r.done)
@@ -334,7 +359,7 @@ func (st *Stack) waitReady(ctx context.Context, timeout time.Duration) error {
 	client := &http.Client{Timeout: 2 * time.Second}
 	for _, r := range st.services {
 		for {
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.baseURL+"/readyz", nil)
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.opsURL+"/readyz", nil)
 			if err != nil {
 				return err
 			}
@@ -350,7 +375,7 @@ func (st *Stack) waitReady(ctx context.Context, timeout time.Duration) error {
 			case <-r.done:
 				return fmt.Errorf("%s: %w", r.name, r.err)
 			case <-ctx.Done():
-				return fmt.Errorf("%s: not ready after %v (GET %s/readyz)", r.name, timeout, r.baseURL)
+				return fmt.Errorf("%s: not ready after %v (GET %s/readyz)", r.name, timeout, r.opsURL)
 			case <-time.After(20 * time.Millisecond):
 			}
 		}

@@ -258,7 +258,7 @@ func TestFullStack(t *testing.T) {
 			name, url string
 			series    []string
 		}{
-			{"receiver", st.ReceiverURL, []string{"receiver_webhooks_total"}},
+			{"receiver", st.ReceiverOpsURL, []string{"receiver_webhooks_total"}},
 			{"router", st.RouterURL, []string{"router_events_total"}},
 			{"novu-sink", st.SinkURL, []string{"sink_triggers_total", "pipeline_end_to_end_seconds"}},
 		} {

@@ -55,14 +55,9 @@ func ParseEvent(body []byte) (Event, error) {
 		}
 	}
 	var ev Event
-	if len(w.Type) == 0 || string(w.Type) == "null" {
-		return Event{}, fmt.Errorf("%w: missing \"type\"", ErrInvalidEvent)
-	}
-	if err := json.Unmarshal(w.Type, &ev.Type); err != nil {
-		return Event{}, fmt.Errorf("%w: \"type\" is not a string", ErrInvalidEvent)
-	}
-	if err := ValidateSubjectTokens(ev.Type); err != nil {
-		return Event{}, fmt.Errorf("%w: \"type\": %w", ErrInvalidEvent, err)
+	var err error
+	if ev.Type, err = decodeType(w.Type); err != nil {
+		return Event{}, err
 	}
 	ev.Data = w.Data
 	ev.EventAttributes = w.EventAttributes
@@ -80,6 +75,56 @@ func ParseEvent(body []byte) (Event, error) {
 		}
 	}
 	return ev, nil
+}
+
+// EventType returns the type of the Clerk envelope body, accepting and
+// refusing exactly what [ParseEvent] does, with the same errors, but without
+// decoding or copying any other member: what the receiver needs before it
+// stores the bytes unchanged. A valid body costs one pass and, for a type
+// without escapes, one small allocation.
+func EventType(body []byte) (string, error) {
+	s, fast := scanSpans(body)
+	if !fast {
+		ev, err := ParseEvent(body)
+		return ev.Type, err
+	}
+	var raw []byte
+	if s.found[fieldType] {
+		raw = body[s.span[fieldType][0]:s.span[fieldType][1]]
+	}
+	return decodeType(raw)
+}
+
+// decodeType decodes and checks the raw "type" member of an envelope (nil
+// when absent).
+func decodeType(raw []byte) (string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", fmt.Errorf("%w: missing \"type\"", ErrInvalidEvent)
+	}
+	var typ string
+	if plainString(raw) {
+		typ = string(raw[1 : len(raw)-1])
+	} else if err := json.Unmarshal(raw, &typ); err != nil {
+		return "", fmt.Errorf("%w: \"type\" is not a string", ErrInvalidEvent)
+	}
+	if err := ValidateSubjectTokens(typ); err != nil {
+		return "", fmt.Errorf("%w: \"type\": %w", ErrInvalidEvent, err)
+	}
+	return typ, nil
+}
+
+// plainString reports whether raw, a valid JSON value, is a string of ASCII
+// without escapes, which decodes to its bytes between the quotes.
+func plainString(raw []byte) bool {
+	if len(raw) < 2 || raw[0] != '"' {
+		return false
+	}
+	for _, c := range raw[1 : len(raw)-1] {
+		if c >= 0x80 || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // jsonReason shortens a json error to a one-line reason without echoing input.

@@ -7,9 +7,8 @@ import (
 	"github.com/clerknovu/pipeline/pkg/events/samples"
 )
 
-// BenchmarkParseEvent decodes realistic envelopes: the receiver parses every
-// webhook once, the router every event again.
-func BenchmarkParseEvent(b *testing.B) {
+// benchSamples runs check on realistic envelopes.
+func benchSamples(b *testing.B, check func([]byte) error) {
 	for _, name := range []string{"user.created", "session.created", "email.created/magic_link_sign_in"} {
 		s, ok := samples.Get(name)
 		if !ok {
@@ -19,10 +18,22 @@ func BenchmarkParseEvent(b *testing.B) {
 			b.SetBytes(int64(len(s.Body)))
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := events.ParseEvent(s.Body); err != nil {
+				if err := check(s.Body); err != nil {
 					b.Fatal(err)
 				}
 			}
 		})
 	}
+}
+
+// BenchmarkParseEvent decodes realistic envelopes: the router parses every
+// event.
+func BenchmarkParseEvent(b *testing.B) {
+	benchSamples(b, func(body []byte) error { _, err := events.ParseEvent(body); return err })
+}
+
+// BenchmarkEventType checks what the receiver checks before storing a
+// webhook: the JSON and the type, nothing copied.
+func BenchmarkEventType(b *testing.B) {
+	benchSamples(b, func(body []byte) error { _, err := events.EventType(body); return err })
 }

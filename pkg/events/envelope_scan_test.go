@@ -110,6 +110,32 @@ var validSeeds = []string{
 }
 
 // FuzzValidJSON checks validJSON against json.Valid.
+// FuzzEventType checks that EventType accepts and refuses exactly what
+// ParseEvent does, with the same type and the same error.
+func FuzzEventType(f *testing.F) {
+	for _, s := range scanSeeds {
+		f.Add([]byte(s))
+	}
+	for _, s := range samples.All() {
+		f.Add(s.Body)
+	}
+	f.Add([]byte(`{"type":"user.cr\u0065ated"}`))
+	f.Add([]byte(`{"type":"us\u00e9r"}`))
+	f.Add([]byte(`{"type":"user.*"}`))
+	f.Add([]byte(`{"type":7}`))
+	f.Add([]byte(`{"type":null,"TYPE":"user.created"}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, err := EventType(body)
+		ev, want := ParseEvent(body)
+		if (err == nil) != (want == nil) || (err != nil && err.Error() != want.Error()) {
+			t.Fatalf("EventType(%q) error %v, ParseEvent's %v", body, err, want)
+		}
+		if got != ev.Type {
+			t.Fatalf("EventType(%q) = %q, ParseEvent's %q", body, got, ev.Type)
+		}
+	})
+}
+
 func FuzzValidJSON(f *testing.F) {
 	for _, s := range append(validSeeds, scanSeeds...) {
 		f.Add([]byte(s))

@@ -7,6 +7,7 @@
 package main
 
 import (
+	"context"
 	"os"
 
 	"github.com/clerknovu/pipeline/pkg/runtime/service"
@@ -15,5 +16,8 @@ import (
 
 func main() {
 	os.Exit(service.Main(app.ServiceName, app.LoadConfig,
-		func(c app.Config) service.LogConfig { return c.Log }, app.Run))
+		func(c app.Config) service.LogConfig { return c.Log },
+		func(ctx context.Context, c app.Config, d service.Deps) error {
+			return app.Run(ctx, c, app.Deps{Deps: d})
+		}))
 }

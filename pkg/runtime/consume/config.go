@@ -81,6 +81,13 @@ type Config struct {
 	// sized to fit. Default: read from the publisher's connection at each
 	// dead letter (jetstream.JetStream's Conn().MaxPayload()).
 	MaxPayload int64
+	// ConfirmAcks waits for the server to confirm each ack (a second round
+	// trip), trying again for up to AckWait while it is not confirmed, as
+	// after a consumer leader change. Set it where the handler's effect is
+	// not deduplicated by JetStream itself (the sink's Novu calls); without
+	// it an ack is sent once, and a lost ack means a redelivery that the
+	// next stream's Nats-Msg-Id window drops (the router).
+	ConfirmAcks bool
 	// ShutdownTimeout is [Runtime.Run]'s drain budget; [Runtime.Stop] takes
 	// its deadline from its context instead.
 	ShutdownTimeout time.Duration

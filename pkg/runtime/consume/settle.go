@@ -110,7 +110,12 @@ func (r *Runtime) callBatch(ms []*Message) (vs []Verdict) {
 func (r *Runtime) settle(m *Message, v Verdict) Settlement {
 	switch v.kind {
 	case KindAck:
-		err := m.msg.Ack()
+		var err error
+		if r.cfg.ConfirmAcks {
+			err = r.confirmAck(m)
+		} else {
+			err = m.msg.Ack()
+		}
 		if err != nil {
 			r.log.WarnContext(m.ctx, "ack failed: the message comes back after the ack wait and is deduplicated downstream",
 				"subject", m.Subject, "err", err.Error())
@@ -130,6 +135,28 @@ func (r *Runtime) settle(m *Message, v Verdict) Settlement {
 	r.log.WarnContext(m.ctx, "not done yet: retrying", "subject", m.Subject, "delivery", m.NumDelivered,
 		"err", reason, "retry_in", delay)
 	return r.nak(m, Settlement{Outcome: Retried, Reason: reason, Delay: delay})
+}
+
+// confirmAck acks m and waits for the server to confirm, trying again while
+// the ack is not confirmed (a consumer leader change loses acks in flight),
+// for at most the ack wait: the keep-alive still runs meanwhile, so the
+// server does not redeliver a message whose effect is done.
+func (r *Runtime) confirmAck(m *Message) error {
+	deadline := time.Now().Add(r.cfg.AckWait)
+	wait := 50 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), min(time.Until(deadline), 2*time.Second))
+		err := m.msg.DoubleAck(ctx)
+		cancel()
+		if err == nil || errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+			return nil
+		}
+		if time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, time.Second)
+	}
 }
 
 func (r *Runtime) backoff(m *Message) time.Duration {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -20,18 +21,35 @@ type Check struct {
 	Func func(ctx context.Context) (detail string, err error)
 }
 
-// NATSCheck is ready when nc is connected and stream answers.
+// NATSCheck is ready when nc is connected and stream answers. The
+// connection state is read on every call; the stream lookup, a JetStream API
+// call, is made at most once per [StreamCheckInterval] whatever the rate of
+// probes, so a flood of /readyz cannot load the server.
 func NATSCheck(nc *nats.Conn, js jetstream.JetStream, stream string) Check {
+	var (
+		mu      sync.Mutex
+		checked time.Time
+		lastErr error
+	)
 	return Check{Name: "nats", Func: func(ctx context.Context) (string, error) {
 		if err := NotConnected(nc); err != nil {
 			return nc.Status().String(), err
 		}
-		if _, err := js.Stream(ctx, stream); err != nil {
-			return "stream " + stream + " unreachable", err
+		mu.Lock()
+		defer mu.Unlock()
+		if checked.IsZero() || time.Since(checked) >= StreamCheckInterval {
+			_, lastErr = js.Stream(ctx, stream)
+			checked = time.Now()
+		}
+		if lastErr != nil {
+			return "stream " + stream + " unreachable", lastErr
 		}
 		return "connected, stream " + stream + " reachable", nil
 	}}
 }
+
+// StreamCheckInterval is how long [NATSCheck] reuses a stream lookup.
+const StreamCheckInterval = time.Second
 
 // NewRegistry returns a metrics registry with the Go runtime and process collectors.
 func NewRegistry() *prometheus.Registry {

@@ -124,7 +124,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	ln := deps.Listener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", cfg.Addr); err != nil {
-			return fmt.Errorf("listen on SINK_ADDR %s: %w", cfg.Addr, err)
+			return fmt.Errorf("listen on SINK_OPS_ADDR %s: %w", cfg.Addr, err)
 		}
 	}
 	srvErr := make(chan error, 1)

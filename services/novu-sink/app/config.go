@@ -3,6 +3,7 @@ package app
 import (
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"time"
 
@@ -53,7 +54,7 @@ type Config struct {
 	NATS service.NATSConfig
 	// Log is LOG_LEVEL and LOG_FORMAT.
 	Log service.LogConfig
-	// Addr serves /healthz, /readyz and /metrics (SINK_ADDR, default :8082).
+	// Addr serves /healthz, /readyz and /metrics (SINK_OPS_ADDR, default :8082).
 	Addr string
 	// APIURL is Novu's API root (NOVU_API_URL, default https://api.novu.co;
 	// EU: https://eu.api.novu.co).
@@ -102,7 +103,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c := Config{
 		NATS:            env.NATS(),
 		Log:             env.Log(),
-		Addr:            env.String("SINK_ADDR", DefaultAddr),
+		Addr:            env.String("SINK_OPS_ADDR", DefaultAddr),
 		APIURL:          env.String("NOVU_API_URL", DefaultAPIURL),
 		SecretKey:       Secret(env.Secret("NOVU_SECRET_KEY")),
 		DryRun:          env.Bool("NOVU_DRY_RUN", false),
@@ -129,6 +130,15 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 
 func defaultAckWait(timeout time.Duration) time.Duration { return max(MinAckWait, 3*timeout) }
 
+// loopback reports whether host is localhost or a loopback IP address.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
 // Validate checks a Config built in code with the same rules as [LoadConfig].
 // Unlike the receiver's and the router's, it fills no defaults: NOVU_BULK
 // defaults to true, which a zero Config cannot tell from false.
@@ -144,6 +154,8 @@ func (c Config) validate(env *service.Env) {
 		env.Fail("NOVU_API_URL", "want an http(s) URL such as %s or %s, got %q", DefaultAPIURL, EUAPIURL, c.APIURL)
 	} else if u.User != nil {
 		env.Fail("NOVU_API_URL", "must not hold credentials; put the key in NOVU_SECRET_KEY")
+	} else if u.Scheme == "http" && !loopback(u.Hostname()) {
+		env.Fail("NOVU_API_URL", "want https: http would send NOVU_SECRET_KEY in clear to %s (plain http is for a loopback host only)", u.Host)
 	}
 	if !c.DryRun && c.SecretKey == "" {
 		env.Fail("NOVU_SECRET_KEY", "required (the secret key of your Novu environment, or NOVU_SECRET_KEY_FILE), or set NOVU_DRY_RUN=true to only log triggers")
@@ -182,6 +194,6 @@ func (c Config) validate(env *service.Env) {
 		env.Fail("SHUTDOWN_TIMEOUT", "want a positive duration such as 20s")
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		env.Fail("SINK_ADDR", "want host:port such as :8082, got %q", c.Addr)
+		env.Fail("SINK_OPS_ADDR", "want host:port such as :8082, got %q", c.Addr)
 	}
 }

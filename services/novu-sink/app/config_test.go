@@ -45,7 +45,7 @@ func TestLoadConfig(t *testing.T) {
 		{
 			name: "everything set",
 			given: map[string]string{
-				"NOVU_SECRET_KEY": "sk_test", "SINK_ADDR": "127.0.0.1:9000", "NOVU_API_URL": "https://eu.api.novu.co",
+				"NOVU_SECRET_KEY": "sk_test", "SINK_OPS_ADDR": "127.0.0.1:9000", "NOVU_API_URL": "https://eu.api.novu.co",
 				"NOVU_TIMEOUT": "20s", "NOVU_RETRY_BASE": "2s", "NOVU_RETRY_MAX": "1m", "NOVU_MAX_DELIVER": "7",
 				"NOVU_BREAKER_FAILURES": "3", "NOVU_BREAKER_OPEN": "10s", "NOVU_RATE_LIMIT": "240", "NOVU_BULK": "false",
 				"NOVU_BULK_MIN": "20", "NOVU_CONCURRENCY": "32", "NOVU_FETCH_WAIT": "250ms", "NATS_URL": "nats://10.0.0.1:4222",
@@ -99,6 +99,8 @@ func TestLoadConfig(t *testing.T) {
 		{name: "key and key file", given: map[string]string{"NOVU_SECRET_KEY": "a", "NOVU_SECRET_KEY_FILE": keyFile}, wantErr: []string{"not both"}},
 		{name: "unreadable key file", given: map[string]string{"NOVU_SECRET_KEY_FILE": "/nonexistent/key"}, wantErr: []string{"NOVU_SECRET_KEY_FILE"}},
 		{name: "bad URL", given: map[string]string{"NOVU_SECRET_KEY": "k", "NOVU_API_URL": "api.novu.co"}, wantErr: []string{"NOVU_API_URL", "https://eu.api.novu.co"}},
+		{name: "http to a remote host", given: map[string]string{"NOVU_SECRET_KEY": "k", "NOVU_API_URL": "http://api.novu.co"}, wantErr: []string{"NOVU_API_URL: want https", "api.novu.co"}},
+		{name: "http to a public IP", given: map[string]string{"NOVU_SECRET_KEY": "k", "NOVU_API_URL": "http://203.0.113.9:8080"}, wantErr: []string{"NOVU_API_URL: want https"}},
 		{name: "URL with credentials", given: map[string]string{"NOVU_SECRET_KEY": "k", "NOVU_API_URL": "https://u:p@api.novu.co"}, wantErr: []string{"NOVU_API_URL: must not hold credentials"}},
 		{name: "ack wait not above timeout", given: map[string]string{"NOVU_SECRET_KEY": "k", "NOVU_TIMEOUT": "30s", "NOVU_ACK_WAIT": "30s"}, wantErr: []string{"NOVU_ACK_WAIT"}},
 		{name: "retry max below base", given: map[string]string{"NOVU_SECRET_KEY": "k", "NOVU_RETRY_BASE": "10s", "NOVU_RETRY_MAX": "1s"}, wantErr: []string{"NOVU_RETRY_MAX"}},
@@ -159,7 +161,7 @@ func TestValidate(t *testing.T) {
 		{name: "loaded defaults", change: func(*Config) {}},
 		{name: "dry run without a key", change: func(c *Config) { c.DryRun, c.SecretKey = true, "" }},
 		{name: "no key", change: func(c *Config) { c.SecretKey = "" }, wantErr: "NOVU_SECRET_KEY: required"},
-		{name: "address without port", change: func(c *Config) { c.Addr = "8082" }, wantErr: `SINK_ADDR: want host:port such as :8082, got "8082"`},
+		{name: "address without port", change: func(c *Config) { c.Addr = "8082" }, wantErr: `SINK_OPS_ADDR: want host:port such as :8082, got "8082"`},
 		{name: "no timeout", change: func(c *Config) { c.Timeout = 0 }, wantErr: "NOVU_TIMEOUT: want a positive duration"},
 		{name: "bulk min of one", change: func(c *Config) { c.BulkMin = 1 }, wantErr: "NOVU_BULK_MIN: want 2 to 100"},
 		{name: "no concurrency", change: func(c *Config) { c.Concurrency = 0 }, wantErr: "NOVU_CONCURRENCY: want at least 1, got 0"},
@@ -179,5 +181,16 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("Validate = %v, want the one line %q...", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestPlainHTTPOnlyToLoopback: the fake Novu of tests and devstack listens
+// on loopback over http; any other host must be https.
+func TestPlainHTTPOnlyToLoopback(t *testing.T) {
+	for _, u := range []string{"http://127.0.0.1:4000", "http://localhost:4000", "http://[::1]:4000"} {
+		c := Config{APIURL: u, DryRun: true}
+		if err := c.Validate(); err != nil && strings.Contains(err.Error(), "NOVU_API_URL") {
+			t.Errorf("%s refused: %v", u, err)
+		}
 	}
 }

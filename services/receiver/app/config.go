@@ -18,8 +18,18 @@ const (
 	DefaultAddr = ":8080"
 	// DefaultPath is RECEIVER_PATH's default.
 	DefaultPath = "/webhooks/clerk"
-	// DefaultMaxBodyBytes is RECEIVER_MAX_BODY_BYTES's default: 1 MiB.
-	DefaultMaxBodyBytes = httpapi.DefaultMaxBodyBytes
+	// DefaultOpsAddr is RECEIVER_OPS_ADDR's default: /healthz, /readyz,
+	// /metrics (and pprof when enabled), off the webhook port.
+	DefaultOpsAddr = ":9090"
+	// DefaultMaxBodyBytes is RECEIVER_MAX_BODY_BYTES's default: 1 MiB less
+	// [PayloadHeadroom], so that a webhook at the cap, its headers and its
+	// later dead letter fit under NATS's default max_payload of 1 MiB.
+	DefaultMaxBodyBytes = 1<<20 - PayloadHeadroom
+	// PayloadHeadroom is what the body cap must leave under the server's
+	// max_payload for the message headers and the dead-letter headers.
+	PayloadHeadroom = 16 << 10
+	// DefaultMaxInFlight is RECEIVER_MAX_IN_FLIGHT's default.
+	DefaultMaxInFlight = httpapi.DefaultMaxInFlight
 	// DefaultPublishTimeout is RECEIVER_PUBLISH_TIMEOUT's default.
 	DefaultPublishTimeout = httpapi.DefaultPublishTimeout
 	// DefaultMaxPending is RECEIVER_MAX_PENDING's default.
@@ -30,6 +40,16 @@ const (
 
 // svixDeadline is how long Svix waits for an answer before it counts a failure.
 const svixDeadline = 15 * time.Second
+
+// checkPayload returns an error naming both numbers when a body of
+// maxBody bytes and its headers cannot fit the server's maxPayload.
+func checkPayload(maxBody, maxPayload int64) error {
+	if maxPayload > 0 && maxBody+PayloadHeadroom > maxPayload {
+		return fmt.Errorf("RECEIVER_MAX_BODY_BYTES: %d plus %d bytes for headers does not fit the NATS server's max_payload of %d; want at most %d, or raise max_payload",
+			maxBody, PayloadHeadroom, maxPayload, maxPayload-PayloadHeadroom)
+	}
+	return nil
+}
 
 // Secrets holds webhook signing secrets. It prints as a count, never the values.
 type Secrets []string
@@ -47,13 +67,25 @@ type Config struct {
 	// during a rotation (CLERK_WEBHOOK_SIGNING_SECRET or
 	// CLERK_WEBHOOK_SIGNING_SECRET_FILE, separated by commas or spaces; required).
 	Secrets Secrets
-	// Addr is the HTTP listen address (RECEIVER_ADDR, default ":8080").
+	// Addr is the webhook listen address; it serves only Path
+	// (RECEIVER_ADDR, default ":8080").
 	Addr string
+	// OpsAddr serves /healthz, /readyz, /metrics and, with Pprof, pprof
+	// (RECEIVER_OPS_ADDR, default ":9090"). Keep it private.
+	OpsAddr string
+	// Pprof serves net/http/pprof under /debug/pprof/ on OpsAddr
+	// (RECEIVER_PPROF, default false).
+	Pprof bool
 	// Path is the webhook path (RECEIVER_PATH, default "/webhooks/clerk").
 	Path string
-	// MaxBodyBytes caps a webhook body; larger ones get 413
-	// (RECEIVER_MAX_BODY_BYTES, default 1048576).
+	// MaxBodyBytes caps a webhook body; larger ones get 413. With
+	// [PayloadHeadroom] it must fit the server's max_payload, checked at
+	// connect (RECEIVER_MAX_BODY_BYTES, default 1032192).
 	MaxBodyBytes int64
+	// MaxInFlight bounds the webhooks read, verified or published at once,
+	// so the bodies in memory stay under MaxInFlight × MaxBodyBytes; beyond
+	// it, after 200 ms, requests get 503 (RECEIVER_MAX_IN_FLIGHT, default 128).
+	MaxInFlight int
 	// PublishTimeout bounds the wait for a PubAck before answering 503; it
 	// must stay under Svix's 15 s deadline (RECEIVER_PUBLISH_TIMEOUT, default 5s).
 	PublishTimeout time.Duration
@@ -67,9 +99,6 @@ type Config struct {
 	NATS service.NATSConfig
 	// Log is the log level and format (LOG_LEVEL, LOG_FORMAT).
 	Log service.LogConfig
-	// DebugAddr, when set, serves net/http/pprof on this separate address,
-	// e.g. 127.0.0.1:6060; keep it private (RECEIVER_DEBUG_ADDR, default off).
-	DebugAddr string
 }
 
 // LoadConfig reads the configuration from getenv (os.Getenv in main). Its
@@ -79,6 +108,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	env := service.NewEnv(getenv)
 	c := Config{
 		Addr:            env.String("RECEIVER_ADDR", DefaultAddr),
+		OpsAddr:         env.String("RECEIVER_OPS_ADDR", DefaultOpsAddr),
+		Pprof:           env.Bool("RECEIVER_PPROF", false),
+		MaxInFlight:     env.Int("RECEIVER_MAX_IN_FLIGHT", DefaultMaxInFlight, 1),
 		Path:            env.String("RECEIVER_PATH", DefaultPath),
 		MaxBodyBytes:    int64(env.Int("RECEIVER_MAX_BODY_BYTES", DefaultMaxBodyBytes, 1)),
 		PublishTimeout:  env.Duration("RECEIVER_PUBLISH_TIMEOUT", DefaultPublishTimeout),
@@ -86,7 +118,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		ShutdownTimeout: env.Duration("RECEIVER_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout),
 		NATS:            env.NATS(),
 		Log:             env.Log(),
-		DebugAddr:       env.Lookup("RECEIVER_DEBUG_ADDR"),
+	}
+	if env.Lookup("RECEIVER_DEBUG_ADDR") != "" {
+		env.Fail("RECEIVER_DEBUG_ADDR", "replaced by RECEIVER_PPROF=true, which serves pprof on RECEIVER_OPS_ADDR")
 	}
 	c.Secrets = loadSecrets(env)
 	c.validate(env)
@@ -142,14 +176,18 @@ func (c Config) validate(env *service.Env) {
 		env.Fail("RECEIVER_PATH", "want a path starting with /, got %q", c.Path)
 	case strings.ContainsAny(c.Path, "{} \t\r\n?#"):
 		env.Fail("RECEIVER_PATH", "want a plain path without wildcards, spaces, ? or #, got %q", c.Path)
-	case c.Path == "/healthz" || c.Path == "/readyz" || c.Path == "/metrics":
-		env.Fail("RECEIVER_PATH", "%s is taken by the probes and metrics", c.Path)
+	}
+	if c.OpsAddr == c.Addr {
+		env.Fail("RECEIVER_OPS_ADDR", "must differ from RECEIVER_ADDR (%s): the ops endpoints stay off the webhook port", c.Addr)
 	}
 	if c.MaxBodyBytes < 1 {
 		env.Fail("RECEIVER_MAX_BODY_BYTES", "want at least 1, got %d", c.MaxBodyBytes)
 	}
 	if c.PublishTimeout >= svixDeadline {
 		env.Fail("RECEIVER_PUBLISH_TIMEOUT", "want less than Svix's %s deadline, got %s", svixDeadline, c.PublishTimeout)
+	}
+	if c.MaxInFlight < 1 {
+		env.Fail("RECEIVER_MAX_IN_FLIGHT", "want at least 1, got %d", c.MaxInFlight)
 	}
 	if c.MaxPending < 1 {
 		env.Fail("RECEIVER_MAX_PENDING", "want at least 1, got %d", c.MaxPending)
@@ -159,6 +197,8 @@ func (c Config) validate(env *service.Env) {
 // setDefaults fills zero fields.
 func (c *Config) setDefaults() {
 	c.Addr = cmp.Or(c.Addr, DefaultAddr)
+	c.OpsAddr = cmp.Or(c.OpsAddr, DefaultOpsAddr)
+	c.MaxInFlight = cmp.Or(c.MaxInFlight, DefaultMaxInFlight)
 	c.Path = cmp.Or(c.Path, DefaultPath)
 	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, DefaultMaxBodyBytes)
 	c.PublishTimeout = cmp.Or(c.PublishTimeout, DefaultPublishTimeout)

@@ -51,7 +51,9 @@ func TestLoadConfig(t *testing.T) {
 				"RECEIVER_PUBLISH_TIMEOUT":     "2500ms",
 				"RECEIVER_MAX_PENDING":         "64",
 				"RECEIVER_SHUTDOWN_TIMEOUT":    "3s",
-				"RECEIVER_DEBUG_ADDR":          "127.0.0.1:6060",
+				"RECEIVER_OPS_ADDR":            "127.0.0.1:9001",
+				"RECEIVER_PPROF":               "true",
+				"RECEIVER_MAX_IN_FLIGHT":       "32",
 				"NATS_URL":                     "nats://127.0.0.1:4333",
 				"NATS_PROVISION":               "false",
 				"STREAM_DUPLICATE_WINDOW":      "48h",
@@ -62,7 +64,7 @@ func TestLoadConfig(t *testing.T) {
 				c.Secrets = app.Secrets{secretA, secretB}
 				c.Addr, c.Path = "127.0.0.1:9000", "/hooks/clerk"
 				c.MaxBodyBytes, c.PublishTimeout, c.MaxPending, c.ShutdownTimeout = 65536, 2500*time.Millisecond, 64, 3*time.Second
-				c.DebugAddr = "127.0.0.1:6060"
+				c.OpsAddr, c.Pprof, c.MaxInFlight = "127.0.0.1:9001", true, 32
 				c.NATS.URL, c.NATS.Provision, c.NATS.DuplicateWindow = "nats://127.0.0.1:4333", false, 48*time.Hour
 				c.Log.Level, c.Log.Format = slog.LevelDebug, "text"
 			},
@@ -78,6 +80,9 @@ func TestLoadConfig(t *testing.T) {
 			check: func(c *app.Config) { c.Secrets = app.Secrets{secretA, secretB} },
 		},
 		{name: "secret missing", env: map[string]string{}, wantErr: []string{"CLERK_WEBHOOK_SIGNING_SECRET: required"}},
+		{name: "1-byte key", env: map[string]string{"CLERK_WEBHOOK_SIGNING_SECRET": "whsec_AA=="}, wantErr: []string{"CLERK_WEBHOOK_SIGNING_SECRET", "key is 1 bytes, want at least 16"}},
+		{name: "ops on the webhook port", env: map[string]string{"CLERK_WEBHOOK_SIGNING_SECRET": secretA, "RECEIVER_ADDR": ":8080", "RECEIVER_OPS_ADDR": ":8080"}, wantErr: []string{"RECEIVER_OPS_ADDR: must differ from RECEIVER_ADDR"}},
+		{name: "old pprof setting", env: map[string]string{"CLERK_WEBHOOK_SIGNING_SECRET": secretA, "RECEIVER_DEBUG_ADDR": "127.0.0.1:6060"}, wantErr: []string{"RECEIVER_DEBUG_ADDR: replaced by RECEIVER_PPROF=true"}},
 		{name: "secret blank", env: map[string]string{"CLERK_WEBHOOK_SIGNING_SECRET": " , "}, wantErr: []string{"CLERK_WEBHOOK_SIGNING_SECRET", "no secret"}},
 		{name: "secret not base64", env: map[string]string{"CLERK_WEBHOOK_SIGNING_SECRET": "whsec_hunter2!!"}, wantErr: []string{"CLERK_WEBHOOK_SIGNING_SECRET", "secret 1 of 1", "base64"}},
 		{name: "second secret bad", env: map[string]string{"CLERK_WEBHOOK_SIGNING_SECRET": secretA + ",whsec_"}, wantErr: []string{"secret 2 of 2", "empty key"}},
@@ -90,7 +95,6 @@ func TestLoadConfig(t *testing.T) {
 		{name: "secret file empty", env: map[string]string{"CLERK_WEBHOOK_SIGNING_SECRET_FILE": emptyFile}, wantErr: []string{"CLERK_WEBHOOK_SIGNING_SECRET_FILE", "is empty"}},
 		{name: "path without slash", env: map[string]string{"CLERK_WEBHOOK_SIGNING_SECRET": secretA, "RECEIVER_PATH": "webhooks"}, wantErr: []string{"RECEIVER_PATH"}},
 		{name: "path with a wildcard", env: map[string]string{"CLERK_WEBHOOK_SIGNING_SECRET": secretA, "RECEIVER_PATH": "/hooks/{id}"}, wantErr: []string{"RECEIVER_PATH"}},
-		{name: "path taken", env: map[string]string{"CLERK_WEBHOOK_SIGNING_SECRET": secretA, "RECEIVER_PATH": "/readyz"}, wantErr: []string{"RECEIVER_PATH", "taken"}},
 		{name: "body limit not a number", env: map[string]string{"CLERK_WEBHOOK_SIGNING_SECRET": secretA, "RECEIVER_MAX_BODY_BYTES": "1MB"}, wantErr: []string{"RECEIVER_MAX_BODY_BYTES"}},
 		{name: "body limit zero", env: map[string]string{"CLERK_WEBHOOK_SIGNING_SECRET": secretA, "RECEIVER_MAX_BODY_BYTES": "0"}, wantErr: []string{"RECEIVER_MAX_BODY_BYTES"}},
 		{name: "publish timeout not a duration", env: map[string]string{"CLERK_WEBHOOK_SIGNING_SECRET": secretA, "RECEIVER_PUBLISH_TIMEOUT": "5"}, wantErr: []string{"RECEIVER_PUBLISH_TIMEOUT"}},
@@ -131,9 +135,11 @@ func TestLoadConfig(t *testing.T) {
 				Secrets:         app.Secrets{secretA},
 				Addr:            ":8080",
 				Path:            "/webhooks/clerk",
-				MaxBodyBytes:    1 << 20,
+				MaxBodyBytes:    1<<20 - 16<<10,
 				PublishTimeout:  5 * time.Second,
 				MaxPending:      4096,
+				MaxInFlight:     128,
+				OpsAddr:         ":9090",
 				ShutdownTimeout: 15 * time.Second,
 				NATS: service.NATSConfig{
 					URL: service.DefaultNATSURL, Provision: true, Replicas: 1,
@@ -161,7 +167,7 @@ func TestValidate(t *testing.T) {
 		{name: "zero fields take defaults", cfg: app.Config{Secrets: app.Secrets{secretA}}},
 		{name: "no secret", cfg: app.Config{}, wantErr: "CLERK_WEBHOOK_SIGNING_SECRET: required"},
 		{name: "bad secret", cfg: app.Config{Secrets: app.Secrets{"whsec_*"}}, wantErr: "base64"},
-		{name: "bad path", cfg: app.Config{Secrets: app.Secrets{secretA}, Path: "/metrics"}, wantErr: "RECEIVER_PATH"},
+		{name: "bad path", cfg: app.Config{Secrets: app.Secrets{secretA}, Path: "metrics"}, wantErr: "RECEIVER_PATH"},
 		{name: "negative body limit", cfg: app.Config{Secrets: app.Secrets{secretA}, MaxBodyBytes: -1}, wantErr: "RECEIVER_MAX_BODY_BYTES"},
 		{name: "long publish timeout", cfg: app.Config{Secrets: app.Secrets{secretA}, PublishTimeout: time.Minute}, wantErr: "RECEIVER_PUBLISH_TIMEOUT"},
 	}

@@ -20,7 +20,13 @@ import (
 )
 
 // Deps are what [Run] takes from its caller; zero fields get defaults.
-type Deps = service.Deps
+type Deps struct {
+	service.Deps
+	// OpsListener, when set, serves the ops endpoints instead of listening
+	// on OpsAddr (tests and devstack pass 127.0.0.1:0). Run closes it.
+	// Deps.Listener is the webhook's.
+	OpsListener net.Listener
+}
 
 // ServiceName names the receiver in NATS connections, logs and traces.
 const ServiceName = "receiver"
@@ -42,11 +48,13 @@ const ServiceName = "receiver"
 func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	// Until serving starts, an error return closes what was opened.
 	var nc *nats.Conn
-	ln, serving := deps.Listener, false
+	ln, opsLn, serving := deps.Listener, deps.OpsListener, false
 	defer func() {
 		if !serving {
-			if ln != nil {
-				_ = ln.Close()
+			for _, l := range []net.Listener{ln, opsLn} {
+				if l != nil {
+					_ = l.Close()
+				}
 			}
 			if nc != nil {
 				nc.Close()
@@ -57,7 +65,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	deps = deps.WithDefaults()
+	deps.Deps = deps.WithDefaults()
 	log := deps.Logger
 	verifier, err := verify.New(cfg.Secrets)
 	if err != nil {
@@ -72,14 +80,27 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 			return fmt.Errorf("RECEIVER_ADDR: listen on %s: %w", cfg.Addr, err)
 		}
 	}
+	if opsLn == nil {
+		if opsLn, err = net.Listen("tcp", cfg.OpsAddr); err != nil {
+			return fmt.Errorf("RECEIVER_OPS_ADDR: listen on %s: %w", cfg.OpsAddr, err)
+		}
+	}
 	// With NATS down, Connect returns at once and keeps retrying in the background.
 	nc, err = service.Connect(cfg.NATS, ServiceName, log,
-		nats.ConnectHandler(func(nc *nats.Conn) { log.Info("nats connected", "url", nc.ConnectedUrlRedacted()) }))
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			log.Info("nats connected", "url", nc.ConnectedUrlRedacted())
+			// Connected only after start: too late to refuse it, so say it.
+			if err := checkPayload(cfg.MaxBodyBytes, nc.MaxPayload()); err != nil {
+				log.Error("webhooks near the body cap will get 413", "err", err)
+			}
+		}))
 	if err != nil {
 		return err
 	}
 	if !nc.IsConnected() {
 		log.Warn("nats not reachable yet; answering 503 until it is, retrying in the background")
+	} else if err := checkPayload(cfg.MaxBodyBytes, nc.MaxPayload()); err != nil {
+		return err
 	}
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(cfg.MaxPending),
@@ -96,26 +117,30 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 		TracerProvider: deps.Telemetry.TracerProvider,
 		Propagator:     deps.Telemetry.Propagator,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
+		MaxInFlight:    cfg.MaxInFlight,
 		PublishTimeout: cfg.PublishTimeout,
 	})
 	if err != nil {
 		return err
 	}
+	// The webhook port serves the webhook path and nothing else (404).
 	mux := http.NewServeMux()
-	service.RegisterOps(mux, deps.Registry, service.NATSCheck(nc, js, events.StreamClerk))
 	mux.Handle(cfg.Path, webhook)
 	// BaseContext stays the default: cancelling ctx must not abort in-flight
 	// webhooks, which Shutdown lets finish.
 	srv := service.NewHTTPServer(cfg.Addr, mux)
 	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 
-	if cfg.DebugAddr != "" {
-		stopDebug, err := startDebug(cfg.DebugAddr, log)
-		if err != nil {
-			return err
-		}
-		defer stopDebug()
+	opsMux := http.NewServeMux()
+	service.RegisterOps(opsMux, deps.Registry, service.NATSCheck(nc, js, events.StreamClerk))
+	opsSrv := service.NewHTTPServer(cfg.OpsAddr, opsMux)
+	if cfg.Pprof {
+		registerPprof(opsMux)
+		opsSrv.WriteTimeout = 0 // a CPU profile answers after its ?seconds=
 	}
+	opsSrv.ErrorLog = srv.ErrorLog
+	go func() { _ = opsSrv.Serve(opsLn) }()
+	defer func() { _ = opsSrv.Close() }()
 	bgCtx, stopBackground := context.WithCancel(context.Background())
 	defer stopBackground()
 	var background sync.WaitGroup
@@ -123,8 +148,8 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	served := make(chan error, 1)
 	serving = true
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("receiver listening", "addr", ln.Addr().String(), "path", cfg.Path,
-		"max_body_bytes", cfg.MaxBodyBytes, "publish_timeout", cfg.PublishTimeout.String(), "secrets", len(cfg.Secrets))
+	log.Info("receiver listening", "addr", ln.Addr().String(), "path", cfg.Path, "ops_addr", opsLn.Addr().String(),
+		"pprof", cfg.Pprof, "max_body_bytes", cfg.MaxBodyBytes, "max_in_flight", cfg.MaxInFlight, "publish_timeout", cfg.PublishTimeout.String(), "secrets", len(cfg.Secrets))
 
 	select {
 	case <-ctx.Done():

@@ -15,6 +15,7 @@ import (
 
 	"github.com/clerknovu/pipeline/pkg/events"
 	"github.com/clerknovu/pipeline/pkg/runtime/eventstest"
+	"github.com/clerknovu/pipeline/pkg/runtime/service"
 	"github.com/clerknovu/pipeline/services/receiver/app"
 	natsserver "github.com/nats-io/nats-server/v2/test"
 	svix "github.com/svix/svix-webhooks/go"
@@ -24,7 +25,8 @@ const userCreated = `{"data":{"email_addresses":[{"email_address":"ada@example.c
 
 // running is a Run started in the background on a loopback listener.
 type running struct {
-	base string
+	base string // the webhook port
+	ops  string // the ops port
 	done chan error
 	stop context.CancelFunc
 }
@@ -39,9 +41,15 @@ func startRun(t *testing.T, env map[string]string) *running {
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
+	opsLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{base: "http://" + ln.Addr().String(), done: make(chan error, 1), stop: cancel}
-	go func() { r.done <- app.Run(ctx, cfg, app.Deps{Listener: ln}) }()
+	r := &running{base: "http://" + ln.Addr().String(), ops: "http://" + opsLn.Addr().String(), done: make(chan error, 1), stop: cancel}
+	go func() {
+		r.done <- app.Run(ctx, cfg, app.Deps{Deps: service.Deps{Listener: ln}, OpsListener: opsLn})
+	}()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -119,8 +127,8 @@ func TestRun(t *testing.T) {
 		"RECEIVER_PUBLISH_TIMEOUT":     "2s",
 		"RECEIVER_SHUTDOWN_TIMEOUT":    "5s",
 	})
-	eventstest.Eventually(t, 5*time.Second, "/readyz 200", func() bool { code, _ := get(t, r.base+"/readyz"); return code == http.StatusOK })
-	if code, _ := get(t, r.base+"/healthz"); code != http.StatusOK {
+	eventstest.Eventually(t, 5*time.Second, "/readyz 200", func() bool { code, _ := get(t, r.ops+"/readyz"); return code == http.StatusOK })
+	if code, _ := get(t, r.ops+"/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz %d, want 200", code)
 	}
 	resp, body := postWebhook(t, r.base+"/webhooks/clerk", "msg_run_1")
@@ -132,12 +140,56 @@ func TestRun(t *testing.T) {
 	if len(msgs) != 1 || string(msgs[0].Data) != userCreated {
 		t.Fatalf("stored %d messages, want the one webhook byte for byte", len(msgs))
 	}
-	if _, metrics := get(t, r.base+"/metrics"); !strings.Contains(metrics, `receiver_webhooks_total{outcome="accepted"} 1`) ||
+	if _, metrics := get(t, r.ops+"/metrics"); !strings.Contains(metrics, `receiver_webhooks_total{outcome="accepted"} 1`) ||
 		!strings.Contains(metrics, "receiver_publish_duration_seconds_bucket") {
 		t.Errorf("/metrics lacks the receiver metrics:\n%.2000s", metrics)
 	}
+	for _, path := range []string{"/metrics", "/readyz", "/healthz", "/debug/pprof/", "/webhooks/clerk/x", "/"} {
+		if code, _ := get(t, r.base+path); code != http.StatusNotFound {
+			t.Errorf("webhook port GET %s: %d, want 404 (only the webhook path is served there)", path, code)
+		}
+	}
+	if code, _ := get(t, r.ops+"/debug/pprof/"); code != http.StatusNotFound {
+		t.Errorf("pprof served without RECEIVER_PPROF: %d", code)
+	}
+	// A 60 KB svix-id reaches the handler (400); headers beyond the
+	// server's bound get Go's 431: both 4xx, which Svix does not retry forever.
+	for _, tt := range []struct {
+		size int
+		want int
+	}{{60 << 10, http.StatusBadRequest}, {100 << 10, http.StatusRequestHeaderFieldsTooLarge}} {
+		req := webhookRequest(t, r.base+"/webhooks/clerk", "msg_x", []byte(userCreated), strings.NewReader(userCreated))
+		req.Header.Set("svix-id", strings.Repeat("m", tt.size))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("svix-id of %d bytes: %v", tt.size, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("svix-id of %d bytes: %d %q, want %d", tt.size, resp.StatusCode, b, tt.want)
+		}
+	}
 	if err := r.shutdown(t); err != nil {
 		t.Fatalf("Run returned %v after cancel, want nil", err)
+	}
+}
+
+// TestRunRefusesBodyCapOverMaxPayload: a body cap that cannot fit the
+// server's max_payload with its headers stops the start, naming both numbers.
+func TestRunRefusesBodyCapOverMaxPayload(t *testing.T) {
+	s := eventstest.RunServer(t)
+	cfg, err := app.LoadConfig(func(k string) string {
+		return map[string]string{"CLERK_WEBHOOK_SIGNING_SECRET": secretA, "NATS_URL": s.ClientURL(), "RECEIVER_MAX_BODY_BYTES": "1048576"}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	opsLn, _ := net.Listen("tcp", "127.0.0.1:0")
+	err = app.Run(t.Context(), cfg, app.Deps{Deps: service.Deps{Listener: ln}, OpsListener: opsLn})
+	if err == nil || !strings.Contains(err.Error(), "1048576") || !strings.Contains(err.Error(), "max_payload of 1048576") {
+		t.Fatalf("Run: %v, want an error naming the cap and max_payload", err)
 	}
 }
 
@@ -152,10 +204,10 @@ func TestRunWithoutNATS(t *testing.T) {
 		"RECEIVER_PUBLISH_TIMEOUT":     "1s",
 		"RECEIVER_SHUTDOWN_TIMEOUT":    "5s",
 	})
-	if code, _ := get(t, r.base+"/healthz"); code != http.StatusOK {
+	if code, _ := get(t, r.ops+"/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz %d while NATS is down, want 200 (alive)", code)
 	}
-	if code, body := get(t, r.base+"/readyz"); code != http.StatusServiceUnavailable {
+	if code, body := get(t, r.ops+"/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz %d %s while NATS is down, want 503", code, body)
 	}
 	resp, body := postWebhook(t, r.base+"/webhooks/clerk", "msg_down")
@@ -169,7 +221,7 @@ func TestRunWithoutNATS(t *testing.T) {
 	srv := natsserver.RunServer(&opts)
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 	eventstest.Eventually(t, 10*time.Second, "/readyz 200 after NATS came up", func() bool {
-		code, _ := get(t, r.base+"/readyz")
+		code, _ := get(t, r.ops+"/readyz")
 		return code == http.StatusOK
 	})
 	if resp, body := postWebhook(t, r.base+"/webhooks/clerk", "msg_up"); resp.StatusCode != http.StatusOK {
@@ -189,7 +241,7 @@ func TestRunWithoutNATS(t *testing.T) {
 	srv.Shutdown()
 	srv.WaitForShutdown()
 	eventstest.Eventually(t, 5*time.Second, "/readyz 503 after NATS went away", func() bool {
-		code, _ := get(t, r.base+"/readyz")
+		code, _ := get(t, r.ops+"/readyz")
 		return code == http.StatusServiceUnavailable
 	})
 	if err := r.shutdown(t); err != nil {
@@ -207,7 +259,7 @@ func TestRunFinishesInFlightWebhook(t *testing.T) {
 		"NATS_URL":                     s.ClientURL(),
 		"RECEIVER_SHUTDOWN_TIMEOUT":    "5s",
 	})
-	eventstest.Eventually(t, 5*time.Second, "/readyz 200", func() bool { code, _ := get(t, r.base+"/readyz"); return code == http.StatusOK })
+	eventstest.Eventually(t, 5*time.Second, "/readyz 200", func() bool { code, _ := get(t, r.ops+"/readyz"); return code == http.StatusOK })
 
 	body := []byte(userCreated)
 	pr, pw := io.Pipe()
@@ -273,7 +325,7 @@ func TestRunRefusesBadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = app.Run(t.Context(), app.Config{}, app.Deps{Listener: ln})
+	err = app.Run(t.Context(), app.Config{}, app.Deps{Deps: service.Deps{Listener: ln}})
 	if err == nil || !strings.Contains(err.Error(), "CLERK_WEBHOOK_SIGNING_SECRET") {
 		t.Fatalf("Run with no secret: %v, want an error naming CLERK_WEBHOOK_SIGNING_SECRET", err)
 	}

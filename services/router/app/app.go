@@ -112,7 +112,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	ln := deps.Listener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", cfg.Addr); err != nil {
-			return fmt.Errorf("ROUTER_ADDR: %w", err)
+			return fmt.Errorf("ROUTER_OPS_ADDR: %w", err)
 		}
 	}
 	srv := service.NewHTTPServer(cfg.Addr, mux)

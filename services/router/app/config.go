@@ -14,7 +14,7 @@ import (
 
 // Defaults of [Config].
 const (
-	// DefaultAddr is ROUTER_ADDR's default.
+	// DefaultAddr is ROUTER_OPS_ADDR's default.
 	DefaultAddr = ":8081"
 	// DefaultConcurrency is ROUTER_CONCURRENCY's default.
 	DefaultConcurrency = 16
@@ -41,7 +41,7 @@ type Config struct {
 	NATS service.NATSConfig
 	// Log is LOG_LEVEL and LOG_FORMAT.
 	Log service.LogConfig
-	// Addr serves /healthz, /readyz and /metrics (ROUTER_ADDR, default :8081).
+	// Addr serves /healthz, /readyz and /metrics (ROUTER_OPS_ADDR, default :8081).
 	Addr string
 	// RoutesFile is a YAML rules file over the built-in rules (ROUTES_FILE).
 	RoutesFile string
@@ -82,7 +82,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c := Config{
 		NATS:            env.NATS(),
 		Log:             env.Log(),
-		Addr:            env.String("ROUTER_ADDR", DefaultAddr),
+		Addr:            env.String("ROUTER_OPS_ADDR", DefaultAddr),
 		RoutesFile:      env.File("ROUTES_FILE"),
 		RoutesKVBucket:  env.Lookup("ROUTES_KV_BUCKET"),
 		DefaultLocale:   env.String("DEFAULT_LOCALE", route.DefaultLocale),
@@ -138,7 +138,7 @@ func (c Config) Validate() error {
 // validate records the settings that cannot work in env.
 func (c Config) validate(env *service.Env) {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		env.Fail("ROUTER_ADDR", "want host:port such as :8081, got %q", c.Addr)
+		env.Fail("ROUTER_OPS_ADDR", "want host:port such as :8081, got %q", c.Addr)
 	}
 	if !localeRE.MatchString(c.DefaultLocale) {
 		env.Fail("DEFAULT_LOCALE", "want a locale such as en_US or fr-FR, got %q", c.DefaultLocale)

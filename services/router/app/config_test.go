@@ -45,7 +45,7 @@ func TestLoadConfig(t *testing.T) {
 		{
 			name: "every setting",
 			env: map[string]string{
-				"ROUTER_ADDR": "127.0.0.1:9091", "ROUTES_FILE": good, "ROUTES_KV_BUCKET": "ROUTES", "DEFAULT_LOCALE": "fr-FR",
+				"ROUTER_OPS_ADDR": "127.0.0.1:9091", "ROUTES_FILE": good, "ROUTES_KV_BUCKET": "ROUTES", "DEFAULT_LOCALE": "fr-FR",
 				"ROUTER_CONCURRENCY": "4", "ROUTER_MAX_DELIVER": "3", "ROUTER_ACK_WAIT": "1m", "ROUTER_PUBLISH_TIMEOUT": "2s",
 				"ROUTER_BACKOFF_MIN": "50ms", "ROUTER_BACKOFF_MAX": "2s", "SHUTDOWN_TIMEOUT": "3s",
 				"NATS_URL": "nats://127.0.0.1:4333", "NATS_PROVISION": "false", "LOG_FORMAT": "text",
@@ -70,7 +70,7 @@ func TestLoadConfig(t *testing.T) {
 		{name: "backoff bounds crossed", env: map[string]string{"ROUTER_BACKOFF_MIN": "2m"}, wantErr: []string{"ROUTER_BACKOFF_MIN: must not exceed ROUTER_BACKOFF_MAX"}},
 		{name: "bad locale", env: map[string]string{"DEFAULT_LOCALE": "english please"}, wantErr: []string{`DEFAULT_LOCALE: want a locale such as en_US or fr-FR, got "english please"`}},
 		{name: "bad bucket", env: map[string]string{"ROUTES_KV_BUCKET": "my.routes"}, wantErr: []string{"ROUTES_KV_BUCKET: want a bucket name"}},
-		{name: "bad address", env: map[string]string{"ROUTER_ADDR": "8081"}, wantErr: []string{"ROUTER_ADDR: want host:port"}},
+		{name: "bad address", env: map[string]string{"ROUTER_OPS_ADDR": "8081"}, wantErr: []string{"ROUTER_OPS_ADDR: want host:port"}},
 		{name: "missing rules file", env: map[string]string{"ROUTES_FILE": "/nonexistent/routes.yaml"}, wantErr: []string{`ROUTES_FILE: cannot read "/nonexistent/routes.yaml"`}},
 		{name: "invalid rules file", env: map[string]string{"ROUTES_FILE": bad},
 			wantErr: []string{"ROUTES_FILE: invalid routing rules: file " + bad + `: rule 1 (line 2, match "user.created"): workflow "user created" is not a valid workflow id`}},
@@ -124,7 +124,7 @@ func TestValidate(t *testing.T) {
 		{name: "too much concurrency", given: Config{Concurrency: 5000}, wantErr: "ROUTER_CONCURRENCY: want 1 to 4096, got 5000"},
 		{name: "negative max deliver", given: Config{MaxDeliver: -1}, wantErr: "ROUTER_MAX_DELIVER: want at least 1, got -1"},
 		{name: "backoff bounds crossed", given: Config{BackoffMin: time.Minute, BackoffMax: time.Second}, wantErr: "ROUTER_BACKOFF_MIN: must not exceed ROUTER_BACKOFF_MAX (1s)"},
-		{name: "address without port", given: Config{Addr: "localhost"}, wantErr: `ROUTER_ADDR: want host:port such as :8081, got "localhost"`},
+		{name: "address without port", given: Config{Addr: "localhost"}, wantErr: `ROUTER_OPS_ADDR: want host:port such as :8081, got "localhost"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

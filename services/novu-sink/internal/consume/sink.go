@@ -209,6 +209,9 @@ func (s *Sink) Run(ctx context.Context, src Source) error {
 		BackoffMax:      s.cfg.RetryMax,
 		FetchWait:       s.cfg.FetchWait,
 		ShutdownTimeout: s.cfg.ShutdownTimeout,
+		// A Novu call is deduplicated only by Novu's own transactionId check:
+		// make sure an ack lost to a leader change does not send it again.
+		ConfirmAcks: true,
 	}
 	opts := []rt.Option{
 		rt.WithLogger(s.log),

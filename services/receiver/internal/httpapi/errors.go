@@ -16,6 +16,8 @@ var (
 	errReadBody         = errors.New("cannot read body")
 	errPublishTimeout   = errors.New("no acknowledgement from JetStream in time")
 	errNotConnected     = errors.New("nats not connected")
+	errBusy             = errors.New("too many webhooks in flight")
+	errClientGone       = errors.New("connection closed or broken")
 )
 
 // outcome labels receiver_webhooks_total.
@@ -46,6 +48,8 @@ func statusFor(err error) (int, outcome) {
 		return http.StatusMethodNotAllowed, outcomeBadRequest
 	case errors.Is(err, errTooLarge), errors.Is(err, nats.ErrMaxPayload):
 		return http.StatusRequestEntityTooLarge, outcomeTooLarge
+	case errors.Is(err, verify.ErrHeaderTooLong):
+		return http.StatusBadRequest, outcomeBadRequest
 	case errors.Is(err, verify.ErrMissingHeaders), errors.Is(err, verify.ErrInvalidTimestamp),
 		errors.Is(err, verify.ErrTimestampTooOld), errors.Is(err, verify.ErrTimestampTooNew),
 		errors.Is(err, verify.ErrNoMatchingSignature):

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -34,6 +36,28 @@ const (
 	DefaultPublishTimeout = 5 * time.Second
 	// DefaultRetryAfter is the Retry-After of a 503.
 	DefaultRetryAfter = 5 * time.Second
+	// DefaultMaxInFlight bounds the webhooks being read, verified or
+	// published at once. Each holds at most MaxBodyBytes of body, so the
+	// default bounds the bodies in memory to 128 MiB at the default 1 MiB
+	// cap, whatever the clients declare or send; an honest sender
+	// (Svix, the bench at c=64) stays well under it.
+	DefaultMaxInFlight = 128
+)
+
+// Bounds of the hostile-input handling, not settings: nobody needs to tune them.
+const (
+	// inFlightWait is how long a webhook waits for an in-flight slot before
+	// it gets 503: a short burst above MaxInFlight is absorbed, a flood is
+	// refused while it holds nothing but its connection.
+	inFlightWait = 200 * time.Millisecond
+	// initialBodyBuffer bounds what is reserved from a declared
+	// Content-Length before any byte arrived; the buffer grows as bytes do.
+	initialBodyBuffer = 16 << 10
+	// drainBytes and drainTimeout bound what is read and thrown away after a
+	// 413, so that the client finishes writing and reads the answer instead
+	// of a connection reset (which Svix would retry for a day).
+	drainBytes   = 4 << 20
+	drainTimeout = 2 * time.Second
 )
 
 // Publisher publishes a message asynchronously; jetstream.JetStream satisfies it.
@@ -61,6 +85,10 @@ type Options struct {
 	MaxBodyBytes int64
 	// PublishTimeout bounds the wait for a PubAck (default [DefaultPublishTimeout]).
 	PublishTimeout time.Duration
+	// MaxInFlight bounds the webhooks being read, verified or published at
+	// once (default [DefaultMaxInFlight]); beyond it, after a short wait,
+	// requests get 503.
+	MaxInFlight int
 	// Now is the clock used for the signature tolerance and Received-At
 	// (default time.Now).
 	Now func() time.Time
@@ -97,6 +125,9 @@ func New(o Options) (http.Handler, error) {
 	if o.PublishTimeout <= 0 {
 		o.PublishTimeout = DefaultPublishTimeout
 	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = DefaultMaxInFlight
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -105,6 +136,7 @@ func New(o Options) (http.Handler, error) {
 		tracer:     o.TracerProvider.Tracer(ScopeName),
 		retryAfter: strconv.Itoa(int((DefaultRetryAfter + time.Second - 1) / time.Second)),
 		tooLarge:   fmt.Errorf("%w: more than %d bytes", errTooLarge, o.MaxBodyBytes),
+		slots:      make(chan struct{}, o.MaxInFlight),
 	}
 	// With tracing off, otelhttp would only build attributes nobody reads:
 	// about a tenth of the receiver's CPU under load (docs/benchmarks.md).
@@ -127,7 +159,8 @@ type handler struct {
 	tracer     trace.Tracer
 	retryAfter string
 	tooLarge   error
-	bufs       sync.Pool // *bytes.Buffer
+	bufs       sync.Pool     // *bytes.Buffer
+	slots      chan struct{} // one per webhook in flight
 }
 
 // maxPooledBuffer keeps the occasional huge body's buffer out of the pool.
@@ -148,18 +181,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", http.MethodPost)
 		err = errMethodNotAllowed
 	} else {
-		buf, _ := h.bufs.Get().(*bytes.Buffer)
-		if buf == nil {
-			buf = new(bytes.Buffer)
-		}
-		buf.Reset()
-		var settled bool
-		id, ack, settled, err = h.receive(w, r, buf)
-		// A publish left unsettled (timeout, client gone) may still be
-		// retried by the client library from the buffer: never reuse it then.
-		if settled && buf.Cap() <= maxPooledBuffer {
-			h.bufs.Put(buf)
-		}
+		id, ack, err = h.receive(r.Context(), w, r)
 	}
 	status, out := statusFor(err)
 	if err == nil && ack.Duplicate {
@@ -190,48 +212,133 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", h.retryAfter)
 	}
+	if status == http.StatusRequestEntityTooLarge {
+		refuseBody(w, r, reason)
+		return
+	}
 	http.Error(w, reason, status)
 }
 
-// receive reads, verifies, checks and publishes one webhook. It returns the
-// svix-id (once known), the PubAck, and whether the publish, if any, has
-// settled so that buf is no longer referenced.
-func (h *handler) receive(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) (id string, ack *jetstream.PubAck, settled bool, err error) {
+// refuseBody answers 413 and closes the connection, after reading and
+// throwing away up to drainBytes of the body for at most drainTimeout: a
+// client still writing a large body when the server closes gets a
+// connection reset instead of the answer (Go's net/http client does, on
+// most tries), and Svix retries a reset for a day. The answer goes first,
+// so a client that reads it early stops writing.
+func refuseBody(w http.ResponseWriter, r *http.Request, reason string) {
+	rc := http.NewResponseController(w)
+	_ = rc.EnableFullDuplex() // read the body after answering; unsupported only off HTTP/1
+	w.Header().Set("Connection", "close")
+	http.Error(w, reason, http.StatusRequestEntityTooLarge)
+	_ = rc.Flush()
+	_ = rc.SetReadDeadline(time.Now().Add(drainTimeout))
+	_, _ = io.CopyN(io.Discard, r.Body, drainBytes)
+}
+
+// receive checks, reads, verifies and publishes one webhook, in that order:
+// everything the headers can refuse is refused before a byte of the body is
+// read, and the body is read only within an in-flight slot. It returns the
+// svix-id (once known) and the PubAck.
+func (h *handler) receive(ctx context.Context, w http.ResponseWriter, r *http.Request) (id string, ack *jetstream.PubAck, err error) {
 	sig := verify.HeadersFrom(r.Header.Get)
 	id = sig.ID
-	if r.ContentLength > h.MaxBodyBytes {
-		return id, nil, true, h.tooLarge
+	now := h.Now()
+	if _, err := verify.Check(sig, now); err != nil {
+		return id, nil, fmt.Errorf("signature: %w", err)
 	}
+	if r.ContentLength > h.MaxBodyBytes {
+		return id, nil, h.tooLarge
+	}
+	if err := h.acquire(ctx); err != nil {
+		return id, nil, err
+	}
+	h.Metrics.inFlight.Inc()
+	defer func() {
+		h.Metrics.inFlight.Dec()
+		<-h.slots
+	}()
+
+	buf, _ := h.bufs.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	buf.Reset()
+	ack, settled, err := h.store(ctx, w, r, buf, sig, now)
+	// A publish left unsettled (timeout, client gone) may still be
+	// retried by the client library from the buffer: never reuse it then.
+	if settled && buf.Cap() <= maxPooledBuffer {
+		h.bufs.Put(buf)
+	}
+	return id, ack, err
+}
+
+// acquire takes an in-flight slot, waiting at most inFlightWait.
+func (h *handler) acquire(ctx context.Context) error {
+	select {
+	case h.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	timer := time.NewTimer(inFlightWait)
+	defer timer.Stop()
+	select {
+	case h.slots <- struct{}{}:
+		return nil
+	case <-timer.C:
+		return fmt.Errorf("%w: %d webhooks in flight", errBusy, cap(h.slots))
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", errReadBody, errClientGone)
+	}
+}
+
+// store reads the body into buf, verifies its signature, checks its type and
+// publishes it. settled reports whether buf is no longer referenced.
+func (h *handler) store(ctx context.Context, w http.ResponseWriter, r *http.Request, buf *bytes.Buffer, sig verify.Headers, now time.Time) (ack *jetstream.PubAck, settled bool, err error) {
+	// Reserve from the declared length only up to a small bound: the
+	// buffer grows as bytes actually arrive, up to the cap.
 	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+		buf.Grow(int(min(r.ContentLength, initialBodyBuffer)) + bytes.MinRead)
 	}
 	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, h.MaxBodyBytes)); err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return id, nil, true, h.tooLarge
+			return nil, true, h.tooLarge
 		}
-		return id, nil, true, fmt.Errorf("%w: %v", errReadBody, err)
+		return nil, true, readError(err)
 	}
 	body := buf.Bytes()
-	now := h.Now()
 	if err := h.Verifier.Verify(sig, body, now); err != nil {
-		return id, nil, true, fmt.Errorf("signature: %w", err)
+		return nil, true, fmt.Errorf("signature: %w", err)
 	}
-	ev, err := events.ParseEvent(body)
+	eventType, err := events.EventType(body)
 	if err != nil {
-		return id, nil, true, err
+		return nil, true, err
 	}
-	subject, err := events.ClerkSubject(ev.Type)
+	subject, err := events.ClerkSubject(eventType)
 	if err != nil {
-		return id, nil, true, err
+		return nil, true, err
 	}
-	msg := newMsg(subject, body, sig, ev.Type, now)
-	ctx, span := events.StartPublish(r.Context(), h.tracer, h.Propagator, msg,
-		events.SvixIDKey.String(sig.ID), events.EventTypeKey.String(ev.Type))
+	msg := newMsg(subject, body, sig, eventType, now)
+	ctx, span := events.StartPublish(ctx, h.tracer, h.Propagator, msg,
+		events.SvixIDKey.String(sig.ID), events.EventTypeKey.String(eventType))
 	start := time.Now()
 	ack, settled, err = h.publish(ctx, msg)
 	h.Metrics.publishDuration.Observe(time.Since(start).Seconds())
 	events.EndSpan(span, err)
-	return id, ack, settled, err
+	return ack, settled, err
+}
+
+// readError words a failure to read the body without the socket addresses
+// that net errors carry.
+func readError(err error) error {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return fmt.Errorf("%w: timed out", errReadBody)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%w: shorter than its Content-Length", errReadBody)
+	default:
+		return fmt.Errorf("%w: %w", errReadBody, errClientGone)
+	}
 }
 
 // newMsg builds the clerk.<type> message: the verified bytes unchanged, the

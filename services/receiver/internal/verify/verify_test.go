@@ -59,6 +59,9 @@ func TestVerify(t *testing.T) {
 		{name: "missing timestamp", headers: verify.Headers{ID: msgID, Signature: good}, body: body, wantErr: verify.ErrMissingHeaders},
 		{name: "missing signature", headers: verify.Headers{ID: msgID, Timestamp: unix(now)}, body: body, wantErr: verify.ErrMissingHeaders},
 		{name: "no headers", body: body, wantErr: verify.ErrMissingHeaders},
+		{name: "id too long", headers: verify.Headers{ID: strings.Repeat("m", verify.MaxIDBytes+1), Timestamp: unix(now), Signature: good}, body: body, wantErr: verify.ErrHeaderTooLong},
+		{name: "timestamp too long", headers: verify.Headers{ID: msgID, Timestamp: strings.Repeat("1", verify.MaxTimestampBytes+1), Signature: good}, body: body, wantErr: verify.ErrHeaderTooLong},
+		{name: "signature too long", headers: verify.Headers{ID: msgID, Timestamp: unix(now), Signature: good + strings.Repeat(" "+good, verify.MaxSignatureBytes/len(good))}, body: body, wantErr: verify.ErrHeaderTooLong},
 		{
 			name:    "several signatures, only the last valid",
 			headers: verify.Headers{ID: msgID, Timestamp: unix(now), Signature: "v1,Zm9vYmFyYmF6 v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= " + good},
@@ -246,6 +249,9 @@ func TestParseSecrets(t *testing.T) {
 		{name: "bad base64", given: "whsec_not*base64!", wantErr: verify.ErrInvalidSecret},
 		{name: "second one bad", given: oldSecret + ",whsec_%%%%", wantErr: verify.ErrInvalidSecret},
 		{name: "prefix only", given: "whsec_", wantErr: verify.ErrInvalidSecret},
+		{name: "1-byte key", given: "whsec_AA==", wantErr: verify.ErrInvalidSecret},
+		{name: "15-byte key", given: "whsec_" + base64.StdEncoding.EncodeToString([]byte("fifteen-bytes!!")), wantErr: verify.ErrInvalidSecret},
+		{name: "16-byte key", given: "whsec_" + base64.StdEncoding.EncodeToString([]byte("sixteen-bytes!!!")), want: []string{"whsec_" + base64.StdEncoding.EncodeToString([]byte("sixteen-bytes!!!"))}},
 		{name: "other prefix", given: "sk_test_" + bare, wantErr: verify.ErrInvalidSecret},
 	}
 	for _, tt := range tests {
