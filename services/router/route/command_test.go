@@ -170,7 +170,7 @@ func TestCommandsErrors(t *testing.T) {
 // TestExampleRules: routes.example.yaml loads, routes every type of the
 // catalog, and turns every realistic fixture into commands.
 func TestExampleRules(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join("..", "..", "routes.example.yaml"))
+	data, err := os.ReadFile(filepath.Join("..", "routes.example.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func TestExampleRules(t *testing.T) {
 }
 
 func BenchmarkRoute(b *testing.B) {
-	data, err := os.ReadFile(filepath.Join("..", "..", "routes.example.yaml"))
+	data, err := os.ReadFile(filepath.Join("..", "routes.example.yaml"))
 	if err != nil {
 		b.Fatal(err)
 	}

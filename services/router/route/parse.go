@@ -29,6 +29,8 @@ type ruleDoc struct {
 	Fallback  string            `yaml:"fallback"`
 	Drop      bool              `yaml:"drop"`
 	To        *recipientDoc     `yaml:"to"`
+	When      string            `yaml:"when"`
+	Payload   map[string]string `yaml:"payload"`
 }
 
 // recipientDoc is a rule's to: as written.
@@ -78,6 +80,8 @@ func Parse(source string, data []byte) (Layer, error) {
 			Slugs:     rd.Slugs,
 			Fallback:  rd.Fallback,
 			Drop:      rd.Drop,
+			When:      rd.When,
+			Payload:   rd.Payload,
 			Source:    source,
 			Index:     i + 1,
 		}
@@ -178,7 +182,7 @@ func knownFields(goType string) (where, known string) {
 	case "document":
 		return "at the top level", "version, mode, rules"
 	case "ruleDoc":
-		return "in a rule", "match, workflows, slugs, fallback, drop, to"
+		return "in a rule", "match, workflows, slugs, fallback, drop, to, when, payload"
 	case "recipientDoc":
 		return "in to:", "type, subscriberId, topicKey, exclude"
 	}

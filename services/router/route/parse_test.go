@@ -81,7 +81,7 @@ func TestParseErrors(t *testing.T) {
 		{name: "no rules key", doc: "mode: extend\n", want: []string{"no rules: key"}},
 		{name: "typo at the top level", doc: "rule:\n  - match: user.created\n", want: []string{`line 1: unknown field "rule" at the top level (known: version, mode, rules)`}},
 		{name: "typo in a rule", doc: "rules:\n  - match: user.created\n    workflow: user-created\n",
-			want: []string{`line 3: unknown field "workflow" in a rule (known: match, workflows, slugs, fallback, drop, to)`}},
+			want: []string{`line 3: unknown field "workflow" in a rule (known: match, workflows, slugs, fallback, drop, to, when, payload)`}},
 		{name: "typo in to", doc: "rules:\n  - match: role.created\n    workflows: [r]\n    to: {type: Topic, topic: ops}\n",
 			want: []string{`unknown field "topic" in to: (known: type, subscriberId, topicKey, exclude)`}},
 		{name: "workflows is not a list", doc: "rules:\n  - match: a.b\n    workflows: {x: y}\n", want: []string{"line 3", "cannot unmarshal"}},
@@ -151,7 +151,7 @@ func TestDefaultsAreValid(t *testing.T) {
 
 // TestDocExamples keeps docs/routing.md honest: every YAML example in it loads.
 func TestDocExamples(t *testing.T) {
-	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "docs", "routing.md"))
+	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "routing.md"))
 	if err != nil {
 		t.Fatalf("docs/routing.md: %v", err)
 	}

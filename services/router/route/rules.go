@@ -80,13 +80,23 @@ type Rule struct {
 	Drop bool
 	// To is whom the commands are addressed to (default: the event's person).
 	To Recipient
+	// When is a condition (an expr-lang expression over data, type and
+	// timestamp): the rule fires only on the events for which it holds. A
+	// condition that reads a field the event does not have (absent or null)
+	// is false. Empty means always.
+	When string
+	// Payload shapes the commands' payload: each key's value is an
+	// expression. Empty means the payload is the event's data, byte for byte.
+	Payload map[string]string
 
 	// Source, Index (1-based) and Line say where the rule was written, for messages.
 	Source string
 	Index  int
 	Line   int
 
-	pat pattern
+	pat   pattern
+	cond  *program       // compiled When, nil when empty
+	shape []payloadField // compiled Payload, sorted by key
 }
 
 // Position describes where r was written, e.g.
@@ -180,6 +190,7 @@ func Compose(layers ...Layer) (*Rules, error) {
 		for i := range rules {
 			r := &rules[i]
 			r.pat, _ = compilePattern(r.Match) // validated above
+			r.compile()                        // validated above
 			if r.Source == "" {
 				r.Source = l.Source
 			}
@@ -355,8 +366,8 @@ func (r *Rule) staticTriggers() []trigger {
 func (r *Rule) validate() []string {
 	var errs []string
 	switch {
-	case r.Drop && (len(r.Workflows) > 0 || r.slugBased() || r.To.set()):
-		errs = append(errs, "a rule with drop: true names no workflows, slugs, fallback or to")
+	case r.Drop && (len(r.Workflows) > 0 || r.slugBased() || r.To.set() || r.When != "" || len(r.Payload) > 0):
+		errs = append(errs, "a rule with drop: true names no workflows, slugs, fallback, to, when or payload")
 	case r.Drop:
 	case len(r.Workflows) > 0 && r.slugBased():
 		errs = append(errs, "set either workflows or slugs/fallback, not both (write two rules with the same match to do both)")
@@ -388,6 +399,7 @@ func (r *Rule) validate() []string {
 	}
 	if !r.Drop {
 		errs = append(errs, r.To.validate()...)
+		errs = append(errs, r.compile()...)
 	}
 	return errs
 }
