@@ -11,17 +11,18 @@ import (
 func TestStreamDefaults(t *testing.T) {
 	tests := []struct {
 		cfg             jetstream.StreamConfig
-		name, subject   string
+		name            string
+		subjects        []string
 		maxAge, dupeWin time.Duration
 	}{
-		{cfg: ClerkStream(), name: StreamClerk, subject: "clerk.>", maxAge: 7 * 24 * time.Hour, dupeWin: 36 * time.Hour},
-		{cfg: NovuStream(), name: StreamNovu, subject: "novu.trigger.>", maxAge: 7 * 24 * time.Hour, dupeWin: 36 * time.Hour},
-		{cfg: DLQStream(), name: StreamDLQ, subject: "dlq.>", maxAge: 30 * 24 * time.Hour, dupeWin: time.Hour},
+		{cfg: ClerkStream(), name: StreamClerk, subjects: []string{"clerk.>"}, maxAge: 7 * 24 * time.Hour, dupeWin: 36 * time.Hour},
+		{cfg: NovuStream(), name: StreamNovu, subjects: []string{"novu.trigger.>", "novu.sync.>"}, maxAge: 7 * 24 * time.Hour, dupeWin: 36 * time.Hour},
+		{cfg: DLQStream(), name: StreamDLQ, subjects: []string{"dlq.>"}, maxAge: 30 * 24 * time.Hour, dupeWin: time.Hour},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := tt.cfg
-			if c.Name != tt.name || !slices.Equal(c.Subjects, []string{tt.subject}) {
+			if c.Name != tt.name || !slices.Equal(c.Subjects, tt.subjects) {
 				t.Errorf("name %q subjects %q", c.Name, c.Subjects)
 			}
 			if c.MaxAge != tt.maxAge || c.Duplicates != tt.dupeWin {
@@ -113,6 +114,7 @@ func TestConsumerConfig(t *testing.T) {
 	}{
 		{name: DurableRouter, filter: ClerkSubjectsAll, stream: StreamClerk},
 		{name: DurableSink, filter: NovuTriggerSubjectsAll, stream: StreamNovu},
+		{name: DurableSinkSync, filter: NovuSyncSubjectsAll, stream: StreamNovu},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -79,7 +79,7 @@ func TestParseErrors(t *testing.T) {
 		{name: "not a mapping", doc: "- match: user.created\n", want: []string{"cannot unmarshal"}},
 		{name: "two documents", doc: "rules: []\n---\nrules: []\n", want: []string{"more than one YAML document"}},
 		{name: "no rules key", doc: "mode: extend\n", want: []string{"no rules: key"}},
-		{name: "typo at the top level", doc: "rule:\n  - match: user.created\n", want: []string{`line 1: unknown field "rule" at the top level (known: version, mode, rules)`}},
+		{name: "typo at the top level", doc: "rule:\n  - match: user.created\n", want: []string{`line 1: unknown field "rule" at the top level (known: version, mode, rules, sync)`}},
 		{name: "typo in a rule", doc: "rules:\n  - match: user.created\n    workflow: user-created\n",
 			want: []string{`line 3: unknown field "workflow" in a rule (known: match, workflows, slugs, fallback, drop, to, when, payload)`}},
 		{name: "typo in to", doc: "rules:\n  - match: role.created\n    workflows: [r]\n    to: {type: Topic, topic: ops}\n",

@@ -136,6 +136,9 @@ type Layer struct {
 	Mode Mode
 	// Rules in the order they were written.
 	Rules []Rule
+	// Sync is what the layer mirrors into Novu; nil leaves the layers below
+	// in force (in extend mode), a replace layer without it syncs nothing.
+	Sync *Sync
 }
 
 // Rules is the routing table in force: the layers composed by [Compose]. It is
@@ -145,6 +148,7 @@ type Rules struct {
 	patterns []group // most specific first
 	count    int
 	summary  string
+	sync     Sync
 }
 
 // group is the rules of one match pattern.
@@ -173,6 +177,7 @@ func Compose(layers ...Layer) (*Rules, error) {
 		return slices.IndexFunc(table, func(e entry) bool { return e.key == key })
 	}
 	var parts []string
+	var sync Sync
 	for _, l := range layers {
 		if err := l.Validate(); err != nil {
 			return nil, err
@@ -183,6 +188,10 @@ func Compose(layers ...Layer) (*Rules, error) {
 		}
 		if mode == ModeReplace {
 			table = table[:0]
+			sync = Sync{}
+		}
+		if l.Sync != nil {
+			sync = *l.Sync
 		}
 		rules := make([]Rule, len(l.Rules))
 		copy(rules, l.Rules)
@@ -214,7 +223,7 @@ func Compose(layers ...Layer) (*Rules, error) {
 			parts = append(parts, fmt.Sprintf("%s (%s, %s)", l.Source, mode, rulesCount(len(l.Rules))))
 		}
 	}
-	rs := &Rules{exact: map[string][]*Rule{}}
+	rs := &Rules{exact: map[string][]*Rule{}, sync: sync}
 	for _, e := range table {
 		p := e.rules[0].pat
 		rs.count += len(e.rules)
@@ -226,6 +235,9 @@ func Compose(layers ...Layer) (*Rules, error) {
 	}
 	slices.SortStableFunc(rs.patterns, func(a, b group) int { return compareSpecificity(a.pat, b.pat) })
 	rs.summary = fmt.Sprintf("%s in force from %s", rulesCount(rs.count), strings.Join(parts, " + "))
+	if sync.Enabled() {
+		rs.summary += "; sync: " + sync.String()
+	}
 	return rs, nil
 }
 
@@ -259,6 +271,9 @@ func (l Layer) Validate() error {
 		problems = append(problems, fmt.Sprintf("mode %q: want extend or replace", l.Mode))
 	}
 
+	if l.Sync != nil {
+		problems = append(problems, l.Sync.validate()...)
+	}
 	byPattern := map[string]*patternState{}
 	for i := range l.Rules {
 		r := l.Rules[i]
