@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -195,13 +196,15 @@ type Fake struct {
 	triggers   []Trigger
 	counts     map[string]int
 	bulkSizes  []int
+	sync       syncState
 }
 
 var _ http.Handler = (*Fake)(nil)
 
 // New returns a fake that accepts "Authorization: ApiKey <apiKey>".
 func New(apiKey string, opts ...Option) *Fake {
-	f := &Fake{key: apiKey, workflows: map[string]Response{}, counts: map[string]int{}}
+	f := &Fake{key: apiKey, workflows: map[string]Response{}, counts: map[string]int{},
+		sync: syncState{subscribers: map[string]*Subscriber{}, topics: map[string][]string{}}}
 	for _, o := range opts {
 		o(f)
 	}
@@ -318,6 +321,7 @@ func (f *Fake) Reset() {
 	}
 	f.calls.Store(0)
 	f.accepted.Store(0)
+	f.sync = syncState{subscribers: map[string]*Subscriber{}, topics: map[string][]string{}}
 }
 
 // wireTrigger is a TriggerEventRequestDto as received.
@@ -341,6 +345,10 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // ServeHTTP serves the trigger endpoints.
 func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/v2/") {
+		f.serveSync(w, r)
+		return
+	}
 	received := time.Now()
 	var endpoint string
 	switch r.URL.Path {
