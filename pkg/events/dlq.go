@@ -24,7 +24,10 @@ type DeadLetter struct {
 	Reason string
 	// Deliveries is how many times the source message was delivered.
 	Deliveries uint64
-	// SourceSubject and SourceSequence identify the source message.
+	// SourceStream, SourceSequence and SourceSubject point at the source
+	// message, which stays readable in its stream for the stream's max age:
+	// the way to redrive a dead letter whose body was truncated.
+	SourceStream   string
 	SourceSubject  string
 	SourceSequence uint64
 	// HTTPStatus and Response describe Novu's last answer, if any.
@@ -34,13 +37,41 @@ type DeadLetter struct {
 	FirstFailure, LastFailure time.Time
 }
 
+// MaxDLQReasonBytes bounds [DLQReasonHeader].
+const MaxDLQReasonBytes = 1024
+
+// DLQPublishReserve is the room [WithMaxPayload] leaves under the limit for
+// the headers a JetStream publish adds (Nats-Expected-Stream and the like).
+const DLQPublishReserve = 128
+
+// MsgOption changes how [DeadLetter.Msg] builds a dead letter.
+type MsgOption func(*msgConfig)
+
+type msgConfig struct{ maxPayload int64 }
+
+// WithMaxPayload makes the dead letter fit a server whose max_payload (the
+// limit on headers plus body; nats.Conn.MaxPayload) is n, less
+// [DLQPublishReserve]: when the whole copy would not fit, the body is cut to
+// what fits and [DLQTruncatedHeader] holds the full body size; every header
+// is kept, the reason and the pointer to the source (stream, sequence,
+// subject) included. If even the headers do not fit, the source's own
+// headers are dropped but for its ids (Nats-Msg-Id, svix-id, event type,
+// workflow, transaction id) and trace context, and the body is empty.
+// n <= 0 sets no limit.
+func WithMaxPayload(n int64) MsgOption { return func(c *msgConfig) { c.maxPayload = n } }
+
 // Msg builds the dead-letter message: the source body unchanged, the source
-// headers (svix-id, event type, trace context...) kept, and the DLQ headers set.
+// headers (svix-id, event type, trace context...) kept, and the DLQ headers
+// set; with [WithMaxPayload], sized to fit.
 // The source's JetStream control headers (Nats-*: an expected stream, a
 // rollup, a TTL) are dropped: they were meant for the source's stream and
 // would make the DLQ refuse the message. Its Nats-Msg-Id is derived from the
 // source's, so publishing it again after a lost ack stores it once.
-func (d DeadLetter) Msg(body []byte, src nats.Header) *nats.Msg {
+func (d DeadLetter) Msg(body []byte, src nats.Header, opts ...MsgOption) *nats.Msg {
+	var cfg msgConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	h := nats.Header{}
 	for k, v := range src {
 		if !strings.HasPrefix(k, "Nats-") {
@@ -55,12 +86,15 @@ func (d DeadLetter) Msg(body []byte, src nats.Header) *nats.Msg {
 		h.Set(jetstream.MsgIDHeader, "dlq."+d.Stage+"."+d.SourceSubject+"."+strconv.FormatUint(d.SourceSequence, 10))
 	}
 	h.Set(DLQStageHeader, d.Stage)
-	h.Set(DLQReasonHeader, oneLine(d.Reason))
+	h.Set(DLQReasonHeader, oneLine(truncateUTF8([]byte(d.Reason), MaxDLQReasonBytes)))
 	if d.Deliveries > 0 {
 		h.Set(DLQDeliveriesHeader, strconv.FormatUint(d.Deliveries, 10))
 	}
 	if d.SourceSubject != "" {
 		h.Set(DLQSourceSubjectHeader, d.SourceSubject)
+	}
+	if d.SourceStream != "" {
+		h.Set(DLQSourceStreamHeader, d.SourceStream)
 	}
 	if d.SourceSequence > 0 {
 		h.Set(DLQSourceSequenceHeader, strconv.FormatUint(d.SourceSequence, 10))
@@ -77,19 +111,57 @@ func (d DeadLetter) Msg(body []byte, src nats.Header) *nats.Msg {
 	if !d.LastFailure.IsZero() {
 		h.Set(DLQLastFailureHeader, d.LastFailure.UTC().Format(time.RFC3339Nano))
 	}
-	return &nats.Msg{Subject: DLQSubject(d.Stage, d.Suffix), Header: h, Data: body}
+	m := &nats.Msg{Subject: DLQSubject(d.Stage, d.Suffix), Header: h, Data: body}
+	if cfg.maxPayload > 0 {
+		fit(m, cfg.maxPayload-DLQPublishReserve)
+	}
+	return m
 }
 
-// truncateUTF8 cuts b to at most n bytes without splitting a UTF-8 sequence.
+// keptWhenCut are the source headers a dead letter keeps when the source's
+// headers alone do not fit.
+var keptWhenCut = map[string]bool{
+	jetstream.MsgIDHeader: true, SvixIDHeader: true, EventTypeHeader: true, WorkflowIDHeader: true,
+	TransactionIDHeader: true, "traceparent": true, "tracestate": true,
+}
+
+// fit cuts m's body, then if need be its source headers, so that its
+// headers and body take at most limit bytes.
+func fit(m *nats.Msg, limit int64) {
+	size := func() int64 { return int64(m.Size() - len(m.Subject) - len(m.Reply)) }
+	if size() <= limit {
+		return
+	}
+	full := len(m.Data)
+	m.Header.Set(DLQTruncatedHeader, strconv.Itoa(full))
+	room := limit - (size() - int64(len(m.Data)))
+	if room >= 0 {
+		m.Data = []byte(truncateUTF8(m.Data, int(room)))
+		return
+	}
+	m.Data = nil
+	for k := range m.Header {
+		if !strings.HasPrefix(k, "Dlq-") && !keptWhenCut[k] {
+			delete(m.Header, k)
+		}
+	}
+}
+
+// truncateUTF8 cuts b to at most n bytes without splitting a UTF-8 sequence
+// at the cut (it backs up at most three bytes, so bytes that are not UTF-8
+// at all are cut at n).
 func truncateUTF8(b []byte, n int) string {
 	if len(b) <= n {
 		return string(b)
 	}
-	b = b[:n]
-	for len(b) > 0 && !utf8.Valid(b) {
-		b = b[:len(b)-1]
+	cut := max(n, 0)
+	for i := 0; i < utf8.UTFMax-1 && cut > 0 && !utf8.RuneStart(b[cut]); i++ {
+		cut--
 	}
-	return string(b)
+	if !utf8.RuneStart(b[cut]) {
+		cut = n
+	}
+	return string(b[:cut])
 }
 
 // oneLine replaces line breaks, which NATS headers cannot hold, with spaces.

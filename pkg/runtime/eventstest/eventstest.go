@@ -20,11 +20,21 @@ import (
 // shuts it down when the test ends. Use s.ClientURL() to connect.
 func RunServer(t testing.TB, opts ...events.StreamOption) *server.Server {
 	t.Helper()
+	return RunServerWith(t, nil, opts...)
+}
+
+// RunServerWith is [RunServer] with configure applied to the server's
+// options first (a small MaxPayload, for instance); configure may be nil.
+func RunServerWith(t testing.TB, configure func(*server.Options), opts ...events.StreamOption) *server.Server {
+	t.Helper()
 	o := natsserver.DefaultTestOptions
 	o.Host = "127.0.0.1"
 	o.Port = -1
 	o.JetStream = true
 	o.StoreDir = t.TempDir()
+	if configure != nil {
+		configure(&o)
+	}
 	s := natsserver.RunServer(&o)
 	t.Cleanup(func() {
 		s.Shutdown()
