@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
+	rt "github.com/clerknovu/pipeline/pkg/runtime/consume"
 	"github.com/clerknovu/pipeline/pkg/runtime/service"
 	"github.com/clerknovu/pipeline/services/novu-sink/internal/consume"
 	"github.com/clerknovu/pipeline/services/novu-sink/internal/novu"
@@ -24,8 +25,13 @@ import (
 // ServiceName names the service in NATS connections, logs and traces.
 const ServiceName = "novu-sink"
 
-// drainTimeout bounds service.Drain of the NATS connection.
-const drainTimeout = 10 * time.Second
+// shutdownShares split Config.ShutdownTimeout: the consume runtime (calls
+// in flight finish and settle) gets all but a quarter, which is left for
+// draining NATS and stopping the ops server.
+func shutdownShares(total time.Duration) (consume, drain time.Duration) {
+	drain = total / 4
+	return total - drain, drain
+}
 
 // Deps are what Run uses besides the configuration. Zero fields get defaults.
 type Deps struct {
@@ -39,8 +45,9 @@ type Deps struct {
 // Run runs the sink until ctx is done: it connects to NATS, provisions the
 // streams when cfg.NATS.Provision, creates or updates the durable consumer,
 // serves /healthz, /readyz and /metrics, and consumes. On ctx done it stops
-// fetching, lets the Novu calls in flight finish and settles their messages,
-// drains the NATS connection, then stops the ops server. It returns nil after
+// fetching, lets the Novu calls in flight finish and settles their messages
+// (kept alive meanwhile), gives back the rest, drains the NATS connection and
+// stops the ops server, all within cfg.ShutdownTimeout. It returns nil after
 // a clean shutdown and an error when it cannot start.
 func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	if err := cfg.Validate(); err != nil {
@@ -65,12 +72,13 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 		notifier = client
 	}
 
+	consumeBudget, drainBudget := shutdownShares(cfg.ShutdownTimeout)
 	nc, err := service.Connect(cfg.NATS, ServiceName, log)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if derr := service.Drain(nc, drainTimeout); derr != nil {
+		if derr := service.Drain(nc, drainBudget/2); derr != nil {
 			err = errors.Join(err, derr)
 		}
 	}()
@@ -91,6 +99,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 		RateLimit:       cfg.RateLimit,
 		AckWait:         cfg.AckWait,
 		FetchWait:       cfg.FetchWait,
+		ShutdownTimeout: consumeBudget,
 		DryRun:          cfg.DryRun,
 	}, consume.Deps{
 		Logger:         log,
@@ -125,7 +134,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 		close(srvErr)
 	}()
 	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		sctx, cancel := context.WithTimeout(context.Background(), drainBudget/2)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
@@ -175,7 +184,8 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 // createConsumer creates (or, without provisioning, finds) the durable
 // consumer, waiting for NATS as long as ctx allows.
 func createConsumer(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config, log *slog.Logger) (cons jetstream.Consumer, err error) {
-	cc := events.ConsumerConfig(events.DurableSink, events.WithAckWait(cfg.AckWait))
+	cc := events.ConsumerConfig(events.DurableSink, events.WithAckWait(cfg.AckWait),
+		events.WithMaxDeliver(rt.ServerMaxDeliver(cfg.MaxDeliver)))
 	err = service.UntilConnected(ctx, nc, log, "consumer "+events.DurableSink, func(ctx context.Context) (err error) {
 		cons, err = service.DurableConsumer(ctx, js, events.StreamNovu, cc, cfg.NATS.Provision)
 		return err

@@ -25,6 +25,9 @@ const (
 	DefaultBulkMin         = 50
 	DefaultConcurrency     = 16
 	DefaultFetchWait       = time.Second
+	// DefaultShutdownTimeout is the whole stop's budget, under Kubernetes'
+	// default 30 s grace period with the 5 s telemetry flush after it.
+	DefaultShutdownTimeout = 20 * time.Second
 	// MinAckWait is the floor of the default ack wait, max(MinAckWait, 3×timeout).
 	MinAckWait = 30 * time.Second
 )
@@ -88,6 +91,9 @@ type Config struct {
 	// FetchWait bounds one wait for new messages, and so how long a stop
 	// waits for the fetch loop (NOVU_FETCH_WAIT, default 1s).
 	FetchWait time.Duration
+	// ShutdownTimeout bounds the whole stop: the calls in flight finish and
+	// settle, the rest is given back, NATS drains (SINK_SHUTDOWN_TIMEOUT, default 20s).
+	ShutdownTimeout time.Duration
 }
 
 // LoadConfig reads the configuration from getenv (os.Getenv in main) and
@@ -112,6 +118,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		BulkMin:         e.Int("NOVU_BULK_MIN", DefaultBulkMin, 2),
 		Concurrency:     e.Int("NOVU_CONCURRENCY", DefaultConcurrency, 1),
 		FetchWait:       e.Duration("NOVU_FETCH_WAIT", DefaultFetchWait),
+		ShutdownTimeout: e.Duration("SINK_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout),
 	}
 	c.AckWait = e.Duration("NOVU_ACK_WAIT", defaultAckWait(c.Timeout))
 	if !c.DryRun {
@@ -171,6 +178,9 @@ func (c Config) Validate() error {
 	}
 	if c.FetchWait <= 0 {
 		fail("NOVU_FETCH_WAIT", "want a positive duration")
+	}
+	if c.ShutdownTimeout <= 0 {
+		fail("SINK_SHUTDOWN_TIMEOUT", "want a positive duration")
 	}
 	if c.Addr == "" {
 		fail("SINK_ADDR", "want a listen address such as :8082")

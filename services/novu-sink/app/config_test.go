@@ -32,7 +32,7 @@ func TestLoadConfig(t *testing.T) {
 					Addr: ":8082", APIURL: "https://api.novu.co", SecretKey: "sk_test", Timeout: 10 * time.Second,
 					AckWait: 30 * time.Second, RetryBase: time.Second, RetryMax: 5 * time.Minute, MaxDeliver: 20,
 					BreakerFailures: 5, BreakerOpen: 30 * time.Second, RateLimit: 60, Bulk: true, BulkMin: 50,
-					Concurrency: 16, FetchWait: time.Second,
+					Concurrency: 16, FetchWait: time.Second, ShutdownTimeout: 20 * time.Second,
 				}
 				c.NATS, c.Log = want.NATS, want.Log
 				if c != want {
@@ -100,6 +100,7 @@ func TestLoadConfig(t *testing.T) {
 		{name: "URL with credentials", given: map[string]string{"NOVU_SECRET_KEY": "k", "NOVU_API_URL": "https://u:p@api.novu.co"}, wantErr: []string{"NOVU_API_URL: must not hold credentials"}},
 		{name: "ack wait not above timeout", given: map[string]string{"NOVU_SECRET_KEY": "k", "NOVU_TIMEOUT": "30s", "NOVU_ACK_WAIT": "30s"}, wantErr: []string{"NOVU_ACK_WAIT"}},
 		{name: "retry max below base", given: map[string]string{"NOVU_SECRET_KEY": "k", "NOVU_RETRY_BASE": "10s", "NOVU_RETRY_MAX": "1s"}, wantErr: []string{"NOVU_RETRY_MAX"}},
+		{name: "no shutdown budget", given: map[string]string{"NOVU_SECRET_KEY": "k", "SINK_SHUTDOWN_TIMEOUT": "0s"}, wantErr: []string{"SINK_SHUTDOWN_TIMEOUT"}},
 		{name: "bulk min above 100", given: map[string]string{"NOVU_SECRET_KEY": "k", "NOVU_BULK_MIN": "101"}, wantErr: []string{"NOVU_BULK_MIN"}},
 		{
 			name:    "several problems at once",

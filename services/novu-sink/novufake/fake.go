@@ -35,7 +35,7 @@ const MaxBulkEvents = 100
 // BulkCost is what a bulk call costs in the rate-limit bucket; a single trigger costs 1.
 const BulkCost = 100
 
-// maxBody is Novu's body limit on /v1/events*.
+// maxBody is Novu's body limit on /v1/events* (see [WithMaxBody]).
 const maxBody = 26 << 20
 
 // Trigger is one trigger the fake received, with what it answered.
@@ -176,6 +176,11 @@ func WithIdempotency() Option {
 	return func(f *Fake) { f.idem = map[string]*idemEntry{} }
 }
 
+// WithMaxBody answers 413 to a request whose body exceeds n bytes, as Novu
+// does beyond its 26 MB limit (the default); a small n makes one oversize
+// event fail a whole bulk call, as a proxy's lower limit would.
+func WithMaxBody(n int) Option { return func(f *Fake) { f.maxBody = n } }
+
 // WithMaxRecords keeps at most n recorded triggers (0, the default, keeps
 // all); counts per transactionId are kept regardless.
 func WithMaxRecords(n int) Option { return func(f *Fake) { f.maxRecords = n } }
@@ -193,6 +198,7 @@ type Fake struct {
 	bucket     *bucket
 	idem       map[string]*idemEntry
 	maxRecords int
+	maxBody    int
 	triggers   []Trigger
 	counts     map[string]int
 	bulkSizes  []int
@@ -203,7 +209,7 @@ var _ http.Handler = (*Fake)(nil)
 
 // New returns a fake that accepts "Authorization: ApiKey <apiKey>".
 func New(apiKey string, opts ...Option) *Fake {
-	f := &Fake{key: apiKey, workflows: map[string]Response{}, counts: map[string]int{},
+	f := &Fake{key: apiKey, workflows: map[string]Response{}, counts: map[string]int{}, maxBody: maxBody,
 		sync: syncState{subscribers: map[string]*Subscriber{}, topics: map[string][]string{}}}
 	for _, o := range opts {
 		o(f)
@@ -369,10 +375,10 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer bufPool.Put(buf)
-	if _, err := buf.ReadFrom(io.LimitReader(r.Body, maxBody+1)); err != nil {
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, int64(f.maxBody)+1)); err != nil {
 		return
 	}
-	if buf.Len() > maxBody {
+	if buf.Len() > f.maxBody {
 		writeError(w, r, http.StatusRequestEntityTooLarge, "request entity too large", nil)
 		return
 	}

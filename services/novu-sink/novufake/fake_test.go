@@ -312,3 +312,15 @@ func BenchmarkServeTrigger(b *testing.B) {
 		}
 	}
 }
+
+func TestMaxBody(t *testing.T) {
+	s := NewServer(key, WithMaxBody(200))
+	defer s.Close()
+	big := fmt.Sprintf(`{"name":"w","to":"u","payload":{"x":%q}}`, strings.Repeat("a", 200))
+	if resp, body := post(t, s.URL, TriggerPath, big, nil); resp.StatusCode != 413 || !strings.Contains(body, "too large") {
+		t.Errorf("oversize trigger: %d %s, want 413", resp.StatusCode, body)
+	}
+	if resp, body := post(t, s.URL, TriggerPath, trigger("w", "t"), nil); resp.StatusCode != 201 {
+		t.Errorf("small trigger: %d %s, want 201", resp.StatusCode, body)
+	}
+}

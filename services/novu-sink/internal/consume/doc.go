@@ -1,7 +1,8 @@
-// Package consume is the sink's transport: a fetch loop over the durable pull
-// consumer on stream NOVU that turns trigger commands into Novu calls, behind
-// a circuit breaker (no fetching while it is open) and a client-side token
-// bucket, in bulk when a backlog waits, and that acks, NAKs with a delay or
-// dead-letters each message by the verdict of package outcome. Only this
-// package acks.
+// Package consume is the sink's handler on the consume runtime
+// (pkg/runtime/consume): it turns trigger commands into Novu calls, one by one
+// or in bulk (the runtime's batching option), and returns a verdict for each
+// (Ack, Retry, DeadLetter, Pause) by the classification of package outcome.
+// Its circuit breaker and client-side token bucket are the runtime's gate:
+// no pulling while the breaker is open or Novu asked to wait. It never acks,
+// NAKs or dead-letters a message itself: the runtime settles.
 package consume

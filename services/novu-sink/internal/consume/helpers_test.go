@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
+	rt "github.com/clerknovu/pipeline/pkg/runtime/consume"
 	"github.com/clerknovu/pipeline/pkg/runtime/eventstest"
 	"github.com/clerknovu/pipeline/services/novu-sink/internal/novu"
 	"github.com/clerknovu/pipeline/services/novu-sink/novufake"
@@ -126,7 +127,8 @@ func (h *harness) run(sink *Sink, js jetstream.JetStream, cfg Config) (stop func
 		ackWait = 30 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	cons, err := js.CreateOrUpdateConsumer(ctx, events.StreamNovu, events.ConsumerConfig(events.DurableSink, events.WithAckWait(ackWait)))
+	cons, err := js.CreateOrUpdateConsumer(ctx, events.StreamNovu, events.ConsumerConfig(events.DurableSink,
+		events.WithAckWait(ackWait), events.WithMaxDeliver(rt.ServerMaxDeliver(cfg.MaxDeliver))))
 	cancel()
 	if err != nil {
 		h.t.Fatalf("create consumer: %v", err)

@@ -38,7 +38,9 @@ func newLimiter(perSecond float64, maxPause time.Duration, m *metrics) *limiter 
 	return l
 }
 
-// wait blocks until a call of cost tokens may go, or ctx is done.
+// wait blocks until a call of cost tokens may go, or ctx is done. A pause is
+// a floor: it holds the calls that wait for a token when it begins too, so
+// no call goes out before Novu's Retry-After has passed.
 func (l *limiter) wait(ctx context.Context, cost int) error {
 	start := time.Now()
 	defer func() {
@@ -46,21 +48,33 @@ func (l *limiter) wait(ctx context.Context, cost int) error {
 			l.m.rateLimitWait.Add(d.Seconds())
 		}
 	}()
-	for {
-		l.mu.Lock()
-		d := time.Until(l.until)
-		l.mu.Unlock()
-		if d <= 0 {
-			break
+	if err := l.waitPause(ctx); err != nil {
+		return err
+	}
+	if l.lim != nil {
+		if err := l.lim.WaitN(ctx, cost); err != nil {
+			return err
 		}
-		if !sleep(ctx, d) {
+	}
+	return l.waitPause(ctx)
+}
+
+// waitPause blocks until no pause holds the calls, or ctx is done.
+func (l *limiter) waitPause(ctx context.Context) error {
+	for {
+		if d := l.paused(); d <= 0 {
+			return ctx.Err()
+		} else if !sleep(ctx, d) {
 			return ctx.Err()
 		}
 	}
-	if l.lim == nil {
-		return ctx.Err()
-	}
-	return l.lim.WaitN(ctx, cost)
+}
+
+// paused is how long the current pause lasts from now (<= 0: none).
+func (l *limiter) paused() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return time.Until(l.until)
 }
 
 // awaitTokens waits until n tokens are available, without taking them, or

@@ -10,12 +10,17 @@ const (
 	outcomeRetried      = "retried"
 	outcomeDeadLettered = "dead_lettered"
 	outcomeDryRun       = "dry_run"
+	// outcomePaused counts a Pause: the message is held (429, Retry-After,
+	// an outage, the open breaker) and handled again; it is not final.
+	outcomePaused = "paused"
+	// outcomeReturned counts a message given back at shutdown, for another instance.
+	outcomeReturned = "returned"
 )
 
 // Status label values of sink_triggers_total besides HTTP status codes and "error".
 const (
-	// statusNotSent marks a message given back without calling Novu: the
-	// breaker was open or the sink was stopping.
+	// statusNotSent marks a message held or given back without calling
+	// Novu: the breaker was open or the sink was stopping.
 	statusNotSent = "not_sent"
 	// statusInvalid marks a command that could not be decoded.
 	statusInvalid = "invalid"
@@ -38,7 +43,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		triggers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sink_triggers_total",
-			Help: "Trigger commands handled, by outcome (delivered, retried, dead_lettered, dry_run) and Novu HTTP status (or error, not_sent, invalid, none).",
+			Help: "Trigger commands handled, by outcome (delivered, retried, dead_lettered, dry_run; paused and returned are not final) and Novu HTTP status (or error, not_sent, invalid, none).",
 		}, []string{"outcome", "status"}),
 		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sink_novu_request_duration_seconds",

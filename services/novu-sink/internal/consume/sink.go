@@ -5,17 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
+	rt "github.com/clerknovu/pipeline/pkg/runtime/consume"
 	"github.com/clerknovu/pipeline/pkg/runtime/service"
 	"github.com/clerknovu/pipeline/services/novu-sink/internal/novu"
 	"github.com/clerknovu/pipeline/services/novu-sink/internal/outcome"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -32,18 +31,11 @@ type Notifier interface {
 
 var _ Notifier = (*novu.Client)(nil)
 
-// Publisher publishes dead letters and waits for the PubAck; jetstream.JetStream implements it.
-type Publisher interface {
-	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
-}
+// Publisher publishes dead letters (for the runtime); jetstream.JetStream implements it.
+type Publisher = rt.Publisher
 
-// Source is the pull consumer the sink fetches from; jetstream.Consumer implements it.
-type Source interface {
-	Fetch(batch int, opts ...jetstream.FetchOpt) (jetstream.MessageBatch, error)
-	FetchNoWait(batch int) (jetstream.MessageBatch, error)
-}
-
-var _ Source = jetstream.Consumer(nil)
+// Source is the pull consumer the sink reads; jetstream.Consumer implements it.
+type Source = rt.Source
 
 // Config tunes the sink. Zero values get the defaults noted.
 type Config struct {
@@ -53,7 +45,8 @@ type Config struct {
 	Bulk bool
 	// BulkMin is the smallest backlog sent in bulk (default 50, at most 100).
 	BulkMin int
-	// MaxDeliver dead-letters a transient failure from this delivery on (default 20).
+	// MaxDeliver dead-letters a transient failure from this delivery on
+	// (default 20). Back-pressure and outages never count: they pause.
 	MaxDeliver int
 	// RetryBase and RetryMax shape the backoff of transient failures
 	// (defaults 1s and 5m); RetryMax also caps Retry-After.
@@ -70,6 +63,9 @@ type Config struct {
 	// FetchWait bounds how long one fetch waits for a message, and so how
 	// long a stop waits for the fetch loop (default 1s).
 	FetchWait time.Duration
+	// ShutdownTimeout bounds the stop: the calls in flight finish and
+	// settle within it (default 15s).
+	ShutdownTimeout time.Duration
 	// DryRun logs each trigger it would send and acks, calling nothing.
 	DryRun bool
 }
@@ -103,6 +99,9 @@ func (c *Config) setDefaults() {
 	if c.FetchWait <= 0 {
 		c.FetchWait = time.Second
 	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 15 * time.Second
+	}
 }
 
 // Deps are the sink's collaborators.
@@ -135,7 +134,10 @@ type Sink struct {
 	breaker *breaker
 	limiter *limiter
 	tracker *tracker
-	inHand  *inHand
+	// bulkBusy counts the bulk calls in flight (see [Sink.gate]).
+	bulkBusy atomic.Int32
+	// stopping is done when Run's context is: waits for a token or a pause give up.
+	stopping context.Context
 }
 
 // New builds a sink and registers its metrics.
@@ -174,7 +176,6 @@ func New(cfg Config, deps Deps) (*Sink, error) {
 		breaker: newBreaker(cfg.BreakerFailures, cfg.BreakerOpen, deps.Logger, m),
 		limiter: newLimiter(cfg.RateLimit, cfg.RetryMax, m),
 		tracker: newTracker(),
-		inHand:  newInHand(cfg.AckWait),
 	}, nil
 }
 
@@ -192,195 +193,43 @@ func (s *Sink) Check() service.Check {
 // BreakerState returns the breaker's state: closed, half-open or open.
 func (s *Sink) BreakerState() string { return s.breaker.state().String() }
 
-// Run fetches and handles commands until ctx is done, then stops fetching,
-// lets the calls in flight finish and settles every message in hand (acked,
-// NAKed or dead-lettered) before it returns. It returns nil.
+// Run consumes commands from src on the consume runtime until ctx is done,
+// then stops pulling, lets the calls in flight finish and settle (their
+// messages kept alive meanwhile) and gives back what was not started, within
+// Config.ShutdownTimeout. It returns nil after a clean stop.
 func (s *Sink) Run(ctx context.Context, src Source) error {
-	slots := make(chan struct{}, s.cfg.Concurrency)
-	// Bulk calls in flight, each holding up to 100 messages and their
-	// encoded request: a quarter of the concurrency keeps a burst's memory
-	// bounded (a few hundred messages in hand) while calls of 100 still go
-	// out far faster than any Novu tier accepts them.
-	bulkSlots := make(chan struct{}, max(1, s.cfg.Concurrency/4))
-	var wg sync.WaitGroup
-
-	keepAliveDone := make(chan struct{})
-	go func() {
-		defer close(keepAliveDone)
-		t := time.NewTicker(s.inHand.every / 2)
-		defer t.Stop()
-		for {
-			select {
-			case now := <-t.C:
-				s.inHand.touch(now)
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-
-	acquire := func() bool {
-		select {
-		case slots <- struct{}{}:
-			return true
-		case <-ctx.Done():
-			return false
+	s.stopping = ctx
+	cfg := rt.Config{
+		Stage:           events.StageSink,
+		Suffix:          workflowOf,
+		Concurrency:     s.cfg.Concurrency,
+		AckWait:         s.cfg.AckWait,
+		MaxDeliver:      s.cfg.MaxDeliver,
+		BackoffMin:      s.cfg.RetryBase,
+		BackoffMax:      s.cfg.RetryMax,
+		FetchWait:       s.cfg.FetchWait,
+		ShutdownTimeout: s.cfg.ShutdownTimeout,
+	}
+	opts := []rt.Option{
+		rt.WithLogger(s.log),
+		rt.WithTracing(s.tracer, s.prop),
+		rt.WithObserver(s.observe),
+	}
+	if !s.cfg.DryRun {
+		opts = append(opts, rt.WithGate(rt.GateFunc(s.gate)))
+		if s.cfg.Bulk {
+			opts = append(opts, rt.WithBatch(s.cfg.BulkMin, novu.MaxBulkEvents, s.handleBulk))
 		}
 	}
-	tryAcquire := func() bool {
-		select {
-		case slots <- struct{}{}:
-			return true
-		default:
-			return false
-		}
-	}
-	release := func(n int) {
-		for range n {
-			<-slots
-		}
-	}
-	spawn := func(f func()) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer release(1)
-			f()
-		}()
-	}
-
-	for ctx.Err() == nil {
-		switch s.breaker.state() {
-		case gobreaker.StateOpen:
-			// Stop fetching: the backlog stays in the stream.
-			sleep(ctx, max(s.breaker.openRemaining(), time.Millisecond))
-			continue
-		case gobreaker.StateHalfOpen:
-			// One probe, alone: wait for every call in flight to settle first.
-			held := 0
-			for held < s.cfg.Concurrency && acquire() {
-				held++
-			}
-			if ctx.Err() == nil {
-				for _, msg := range s.fetch(ctx, src, 1) {
-					if it := s.prepare(ctx, msg); it != nil {
-						s.handleSingle(ctx, it)
-					}
-				}
-			}
-			release(held)
-			continue
-		}
-
-		bulk := s.cfg.Bulk && !s.cfg.DryRun
-		if bulk {
-			// Under a rate limit, fetch only once the bucket can pay for a
-			// bulk call: a batch waiting for tokens only fills memory.
-			s.limiter.awaitTokens(ctx, bulkCost)
-			select {
-			case bulkSlots <- struct{}{}:
-			case <-ctx.Done():
-			}
-			if ctx.Err() != nil {
-				break
-			}
-		}
-		releaseBulk := func() {
-			if bulk {
-				<-bulkSlots
-			}
-		}
-		if !acquire() {
-			releaseBulk()
-			break
-		}
-		held := 1
-		for held < s.cfg.Concurrency && tryAcquire() {
-			held++
-		}
-		want := held
-		if s.cfg.Bulk && !s.cfg.DryRun {
-			want = novu.MaxBulkEvents
-		}
-		msgs := s.fetch(ctx, src, want)
-		if s.cfg.Bulk && !s.cfg.DryRun && len(msgs) >= s.cfg.BulkMin {
-			items := make([]*item, 0, len(msgs))
-			for _, msg := range msgs {
-				if it := s.prepare(ctx, msg); it != nil {
-					items = append(items, it)
-				}
-			}
-			release(held - 1)
-			spawn(func() {
-				defer releaseBulk()
-				s.handleBulk(ctx, items)
-			})
-			continue
-		}
-		releaseBulk() // not a bulk call after all: single calls use the plain slots
-		for _, msg := range msgs {
-			if held == 0 {
-				if !acquire() {
-					// Stopping: give it back untouched for another instance.
-					s.giveBack(msg)
-					continue
-				}
-				held++
-			}
-			held--
-			spawn(func() {
-				if it := s.prepare(ctx, msg); it != nil {
-					s.handleSingle(ctx, it)
-				}
-			})
-		}
-		release(held)
-	}
-	wg.Wait()
-	<-keepAliveDone
-	return nil
-}
-
-// fetch returns up to want messages: those available now, or else the first
-// to arrive within FetchWait plus any that came with it. It never cancels a
-// pull in flight, so no message is delivered to a fetch nobody reads.
-func (s *Sink) fetch(ctx context.Context, src Source, want int) []jetstream.Msg {
-	msgs, err := collect(src.FetchNoWait(want))
-	if err == nil && len(msgs) == 0 {
-		msgs, err = collect(src.Fetch(1, jetstream.FetchMaxWait(s.cfg.FetchWait)))
-		if err == nil && len(msgs) > 0 && want > 1 {
-			var more []jetstream.Msg
-			more, err = collect(src.FetchNoWait(want - 1))
-			msgs = append(msgs, more...)
-		}
-	}
-	if err != nil && !errors.Is(err, nats.ErrTimeout) {
-		s.log.Warn("fetch from NOVU failed; retrying", "err", err)
-		sleep(ctx, s.cfg.FetchWait)
-	}
-	for _, m := range msgs {
-		s.inHand.add(m)
-	}
-	return msgs
-}
-
-// collect reads a whole batch.
-func collect(b jetstream.MessageBatch, err error) ([]jetstream.Msg, error) {
+	r, err := rt.New(src, s.pub, s.handle, cfg, opts...)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var msgs []jetstream.Msg
-	for m := range b.Messages() {
-		msgs = append(msgs, m)
-	}
-	return msgs, b.Error()
+	return r.Run(ctx)
 }
 
-// giveBack NAKs a message that was never worked on, for immediate redelivery.
-func (s *Sink) giveBack(msg jetstream.Msg) {
-	s.inHand.remove(msg)
-	if err := msg.Nak(); err != nil {
-		s.log.Debug("nak failed; the message comes back after the ack wait", "err", err)
-	}
-	s.m.triggers.WithLabelValues(outcomeRetried, statusNotSent).Inc()
+// workflowOf is the dead letter's subject suffix of a trigger subject: the workflow id.
+func workflowOf(subject string) string {
+	w, _ := strings.CutPrefix(subject, events.NovuTriggerSubjectPrefix)
+	return w
 }

@@ -358,8 +358,13 @@ type BreakerVerdict int
 const (
 	// BreakerSuccess resets the consecutive failures: Novu answered sensibly.
 	BreakerSuccess BreakerVerdict = iota + 1
-	// BreakerFailure counts towards opening the breaker.
+	// BreakerFailure counts towards opening the breaker: no answer in time,
+	// no connection, 408. It says Novu is unreachable, whatever the message.
 	BreakerFailure
+	// BreakerMessageFailure counts towards opening the breaker once per
+	// message in a run of failures: a 5xx may be Novu's outage or one
+	// message Novu cannot handle, and only 5xx from many messages is an outage.
+	BreakerMessageFailure
 	// BreakerTrip opens the breaker at once: the key or plan is wrong.
 	BreakerTrip
 	// BreakerIgnore neither counts nor resets.
@@ -368,7 +373,8 @@ const (
 
 // Breaker says how r counts for the circuit breaker. Delivered and permanent
 // results are successes (Novu is up and answering; a 422 is the message's
-// fault). Timeouts, connection errors, 408 and 5xx are failures. Outages
+// fault). Timeouts, connection errors and 408 are failures; 5xx are failures
+// of the message that got them ([BreakerMessageFailure]). Outages
 // (401, 402, 403, redirects) trip the breaker at once. 429 and 409 are
 // ignored: the rate limiter already pauses every call for Retry-After on a 429,
 // and a 409 means an earlier attempt of the same key is still running, so
@@ -391,6 +397,16 @@ func (r Result) Breaker() BreakerVerdict {
 	case r.KeySpent && r.StatusCode/100 == 4:
 		// A refusal replayed from the Idempotency-Key cache: Novu is up.
 		return BreakerSuccess
+	case r.StatusCode >= 500:
+		return BreakerMessageFailure
 	}
 	return BreakerFailure
+}
+
+// BackPressure reports a retry that Novu asked for rather than a failure of
+// the message: a 429, or any retried answer carrying Retry-After (a 409 for
+// a key still in progress, a 503 naming when to come back). Like an
+// [Outage], it must never use up the message's deliveries.
+func (r Result) BackPressure() bool {
+	return r.Action == Retry && (r.StatusCode == 429 || r.RetryAfter > 0)
 }

@@ -25,6 +25,7 @@ func TestClassify(t *testing.T) {
 		wantUnknown    bool
 		wantHint       string         // substring
 		wantBreaker    BreakerVerdict // 0: not checked
+		wantBackPress  bool
 	}{
 		{name: "201 processed", given: Answer{StatusCode: 201, Body: body("processed")}, want: Deliver, wantStatus: "processed", wantBreaker: BreakerSuccess},
 		{name: "200 processed", given: Answer{StatusCode: 200, Body: body("processed")}, want: Deliver, wantStatus: "processed", wantBreaker: BreakerSuccess},
@@ -52,12 +53,12 @@ func TestClassify(t *testing.T) {
 		{name: "403", given: Answer{StatusCode: 403}, want: Outage, wantHint: "permission", wantBreaker: BreakerTrip},
 		{name: "301", given: Answer{StatusCode: 301}, want: Outage, wantHint: "NOVU_API_URL", wantBreaker: BreakerTrip},
 		{name: "408", given: Answer{StatusCode: 408}, want: Retry, wantReason: "novu 408", wantBreaker: BreakerFailure},
-		{name: "409 in progress", given: Answer{StatusCode: 409, Header: Header{RetryAfter: "1"}, Body: []byte(`{"message":"Request with key \"k\" is currently being processed. Please retry after 1 second"}`)}, want: Retry, wantRetryAfter: time.Second, wantReason: "currently being processed", wantBreaker: BreakerIgnore},
-		{name: "429 retry-after seconds", given: Answer{StatusCode: 429, Header: Header{RetryAfter: "3"}, Body: []byte(`{"statusCode":429,"message":"API rate limit exceeded"}`)}, want: Retry, wantRetryAfter: 3 * time.Second, wantReason: "novu 429: API rate limit exceeded", wantBreaker: BreakerIgnore},
-		{name: "429 retry-after date", given: Answer{StatusCode: 429, Header: Header{RetryAfter: "Mon, 04 May 2026 10:00:07 GMT"}}, want: Retry, wantRetryAfter: 7 * time.Second},
-		{name: "500", given: Answer{StatusCode: 500, Body: []byte(`{"message":"Internal server error","errorId":"e1"}`)}, want: Retry, wantReason: "novu 500: Internal server error", wantBreaker: BreakerFailure},
-		{name: "503 retry-after", given: Answer{StatusCode: 503, Header: Header{RetryAfter: "2"}}, want: Retry, wantRetryAfter: 2 * time.Second, wantBreaker: BreakerFailure},
-		{name: "503 replayed: key spent", given: Answer{StatusCode: 503, Header: Header{IdempotencyReplay: "true"}}, want: Retry, wantKeySpent: true, wantBreaker: BreakerFailure},
+		{name: "409 in progress", given: Answer{StatusCode: 409, Header: Header{RetryAfter: "1"}, Body: []byte(`{"message":"Request with key \"k\" is currently being processed. Please retry after 1 second"}`)}, want: Retry, wantRetryAfter: time.Second, wantReason: "currently being processed", wantBreaker: BreakerIgnore, wantBackPress: true},
+		{name: "429 retry-after seconds", given: Answer{StatusCode: 429, Header: Header{RetryAfter: "3"}, Body: []byte(`{"statusCode":429,"message":"API rate limit exceeded"}`)}, want: Retry, wantRetryAfter: 3 * time.Second, wantReason: "novu 429: API rate limit exceeded", wantBreaker: BreakerIgnore, wantBackPress: true},
+		{name: "429 retry-after date", given: Answer{StatusCode: 429, Header: Header{RetryAfter: "Mon, 04 May 2026 10:00:07 GMT"}}, want: Retry, wantRetryAfter: 7 * time.Second, wantBackPress: true},
+		{name: "500", given: Answer{StatusCode: 500, Body: []byte(`{"message":"Internal server error","errorId":"e1"}`)}, want: Retry, wantReason: "novu 500: Internal server error", wantBreaker: BreakerMessageFailure},
+		{name: "503 retry-after", given: Answer{StatusCode: 503, Header: Header{RetryAfter: "2"}}, want: Retry, wantRetryAfter: 2 * time.Second, wantBreaker: BreakerMessageFailure, wantBackPress: true},
+		{name: "503 replayed: key spent", given: Answer{StatusCode: 503, Header: Header{IdempotencyReplay: "true"}}, want: Retry, wantKeySpent: true, wantBreaker: BreakerMessageFailure},
 		{name: "503 html body", given: Answer{StatusCode: 503, Body: []byte("<html>\nbad gateway</html>")}, want: Retry, wantReason: "novu 503: <html> bad gateway</html>"},
 		{name: "timeout", given: Answer{Err: Timeout, ErrDetail: "context deadline exceeded"}, want: Retry, wantReason: "novu timeout: context deadline exceeded", wantBreaker: BreakerFailure},
 		{name: "connection refused", given: Answer{Err: Connection, ErrDetail: "dial tcp 127.0.0.1:1: connect: connection refused"}, want: Retry, wantReason: "novu connection: dial tcp", wantBreaker: BreakerFailure},
@@ -93,6 +94,9 @@ func TestClassify(t *testing.T) {
 			}
 			if tt.wantBreaker != 0 && got.Breaker() != tt.wantBreaker {
 				t.Errorf("Breaker() = %v, want %v", got.Breaker(), tt.wantBreaker)
+			}
+			if got.BackPressure() != tt.wantBackPress {
+				t.Errorf("BackPressure() = %v, want %v", got.BackPressure(), tt.wantBackPress)
 			}
 		})
 	}
