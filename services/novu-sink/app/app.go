@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
@@ -57,6 +58,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	log := deps.Logger
 
 	var notifier consume.Notifier
+	var syncNotifier consume.SyncNotifier
 	if !cfg.DryRun {
 		hc := deps.HTTPClient
 		if hc == nil {
@@ -69,7 +71,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 			return err
 		}
 		defer client.CloseIdleConnections()
-		notifier = client
+		notifier, syncNotifier = client, client
 	}
 
 	consumeBudget, drainBudget := shutdownShares(cfg.ShutdownTimeout)
@@ -87,7 +89,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 
-	sink, err := consume.New(consume.Config{
+	sinkCfg := consume.Config{
 		Concurrency:     cfg.Concurrency,
 		Bulk:            cfg.Bulk,
 		BulkMin:         cfg.BulkMin,
@@ -101,7 +103,8 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 		FetchWait:       cfg.FetchWait,
 		ShutdownTimeout: consumeBudget,
 		DryRun:          cfg.DryRun,
-	}, consume.Deps{
+	}
+	sink, err := consume.New(sinkCfg, consume.Deps{
 		Logger:         log,
 		TracerProvider: deps.Telemetry.TracerProvider,
 		Propagator:     deps.Telemetry.Propagator,
@@ -149,12 +152,22 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 			return err
 		}
 	}
-	cons, err := createConsumer(ctx, nc, js, cfg, log)
+	cons, err := createConsumer(ctx, nc, js, cfg, events.DurableSink, log)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
+	}
+	var syncSink *consume.SyncSink
+	var syncCons jetstream.Consumer
+	if cfg.Sync {
+		if syncSink, syncCons, err = startSync(ctx, nc, js, cfg, sinkCfg, syncNotifier, deps); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
 	}
 	novu := cfg.APIURL
 	if cfg.DryRun {
@@ -166,27 +179,91 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	done := make(chan error, 1)
+	done := make(chan error, 2)
+	running := 1
 	go func() { done <- sink.Run(runCtx, cons) }()
+	if syncSink != nil {
+		running++
+		go func() { done <- syncSink.Run(runCtx, syncCons) }()
+	}
+	// Both runtimes stop together: when one ends, so does the other.
+	wait := func(first error) error {
+		stop()
+		errs := []error{first}
+		for range running - 1 {
+			errs = append(errs, <-done)
+		}
+		return errors.Join(errs...)
+	}
 	select {
 	case err := <-srvErr:
 		stop()
-		<-done
+		for range running {
+			<-done
+		}
 		if err != nil {
 			return fmt.Errorf("ops server: %w", err)
 		}
 		return nil
 	case err := <-done:
-		return err
+		return wait(err)
 	}
+}
+
+// startSync prepares the sync sink: the sync state bucket, the durable
+// novu-sink-sync consumer and the sink with its configuration-category
+// rate limit.
+func startSync(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config, sinkCfg consume.Config,
+	notifier consume.SyncNotifier, deps Deps) (*consume.SyncSink, jetstream.Consumer, error) {
+	log := deps.Logger
+	var kv jetstream.KeyValue
+	kvCfg := events.SyncStateKV(cfg.NATS.StreamOptions()...)
+	err := service.UntilConnected(ctx, nc, log, "bucket "+kvCfg.Bucket, func(ctx context.Context) (err error) {
+		if cfg.NATS.Provision {
+			if kv, err = js.KeyValue(ctx, kvCfg.Bucket); errors.Is(err, jetstream.ErrBucketNotFound) {
+				kv, err = js.CreateKeyValue(ctx, kvCfg)
+			}
+		} else if kv, err = js.KeyValue(ctx, kvCfg.Bucket); errors.Is(err, jetstream.ErrBucketNotFound) {
+			return fmt.Errorf("bucket %s: %w: create it or set NATS_PROVISION=true (or NOVU_SYNC=false)", kvCfg.Bucket, err)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	cons, err := createConsumer(ctx, nc, js, cfg, events.DurableSinkSync, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	syncCfg := sinkCfg
+	syncCfg.RateLimit = cfg.SyncRateLimit
+	s, err := consume.NewSync(syncCfg, consume.SyncDeps{
+		Logger:         log,
+		TracerProvider: deps.Telemetry.TracerProvider,
+		Propagator:     deps.Telemetry.Propagator,
+		Registerer:     deps.Registry,
+		Notifier:       notifier,
+		Publisher:      js,
+		State:          kv,
+		Owner:          strings.TrimPrefix(nats.NewInbox(), nats.InboxPrefix),
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := deps.Registry.Register(service.ConsumerCollector(js, events.StreamNovu, events.DurableSinkSync)); err != nil {
+		return nil, nil, fmt.Errorf("register sync consumer metrics: %w", err)
+	}
+	log.Info("novu-sink syncing subscribers and topics", "durable", events.DurableSinkSync, "bucket", kvCfg.Bucket,
+		"sync_rate_limit", cfg.SyncRateLimit)
+	return s, cons, nil
 }
 
 // createConsumer creates (or, without provisioning, finds) the durable
 // consumer, waiting for NATS as long as ctx allows.
-func createConsumer(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config, log *slog.Logger) (cons jetstream.Consumer, err error) {
-	cc := events.ConsumerConfig(events.DurableSink, events.WithAckWait(cfg.AckWait),
+func createConsumer(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config, durable string, log *slog.Logger) (cons jetstream.Consumer, err error) {
+	cc := events.ConsumerConfig(durable, events.WithAckWait(cfg.AckWait),
 		events.WithMaxDeliver(rt.ServerMaxDeliver(cfg.MaxDeliver)))
-	err = service.UntilConnected(ctx, nc, log, "consumer "+events.DurableSink, func(ctx context.Context) (err error) {
+	err = service.UntilConnected(ctx, nc, log, "consumer "+durable, func(ctx context.Context) (err error) {
 		cons, err = service.DurableConsumer(ctx, js, events.StreamNovu, cc, cfg.NATS.Provision)
 		return err
 	})
