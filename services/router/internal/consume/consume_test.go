@@ -51,7 +51,7 @@ func rules(t testing.TB, doc string) Rules {
 // fixture reads one of the route package's realistic Clerk envelopes.
 func fixture(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "route", "testdata", "events", name+".json"))
+	b, err := os.ReadFile(filepath.Join("..", "..", "route", "testdata", "events", name+".json"))
 	if err != nil {
 		t.Fatal(err)
 	}
