@@ -187,8 +187,10 @@ func WithMaxRecords(n int) Option { return func(f *Fake) { f.maxRecords = n } }
 
 // Fake is the fake Novu API, an [http.Handler].
 type Fake struct {
-	calls    atomic.Int64
-	accepted atomic.Int64
+	calls atomic.Int64
+	// syncCalls counts the subscriber and topic calls, apart from [Fake.Calls].
+	syncCalls atomic.Int64
+	accepted  atomic.Int64
 
 	mu         sync.Mutex
 	key        string
@@ -328,6 +330,7 @@ func (f *Fake) Reset() {
 	f.calls.Store(0)
 	f.accepted.Store(0)
 	f.sync = syncState{subscribers: map[string]*Subscriber{}, topics: map[string][]string{}}
+	f.syncCalls.Store(0)
 }
 
 // wireTrigger is a TriggerEventRequestDto as received.

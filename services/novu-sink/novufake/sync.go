@@ -53,7 +53,7 @@ func (s Subscriber) Field(name string) string {
 
 // SyncCall is one subscriber or topic call the fake received.
 type SyncCall struct {
-	// Seq is the call's sequence number among every call, from 1.
+	// Seq is the call's sequence number among the sync calls, from 1.
 	Seq int64
 	// Endpoint is one of the Endpoint*Subscriber*/Topic* names.
 	Endpoint string
@@ -138,7 +138,7 @@ func (f *Fake) serveSync(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusNotFound, "Cannot "+r.Method+" "+r.URL.Path, nil)
 		return
 	}
-	seq := f.calls.Add(1)
+	seq := f.syncCalls.Add(1)
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxSyncBody+1))
 	if err != nil {
 		return
