@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
-	"github.com/clerknovu/pipeline/pkg/runtime/eventstest"
 	"github.com/clerknovu/pipeline/pkg/events/samples"
+	"github.com/clerknovu/pipeline/pkg/runtime/eventstest"
 	"github.com/clerknovu/pipeline/services/novu-sink/novufake"
 )
 

@@ -13,8 +13,8 @@ import (
 
 	"github.com/clerknovu/pipeline/deploy/stack"
 	"github.com/clerknovu/pipeline/pkg/events"
-	"github.com/clerknovu/pipeline/pkg/runtime/eventstest"
 	"github.com/clerknovu/pipeline/pkg/events/samples"
+	"github.com/clerknovu/pipeline/pkg/runtime/eventstest"
 	"github.com/clerknovu/pipeline/pkg/runtime/service"
 	"github.com/clerknovu/pipeline/services/novu-sink/novufake"
 	"github.com/nats-io/nats.go/jetstream"
