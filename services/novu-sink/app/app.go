@@ -21,6 +21,7 @@ import (
 	"github.com/clerknovu/pipeline/services/novu-sink/internal/novu"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // ServiceName names the service in NATS connections, logs and traces.
@@ -104,14 +105,15 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 		ShutdownTimeout: consumeBudget,
 		DryRun:          cfg.DryRun,
 	}
-	sink, err := consume.New(sinkCfg, consume.Deps{
+	sinkDeps := consume.Deps{
 		Logger:         log,
 		TracerProvider: deps.Telemetry.TracerProvider,
 		Propagator:     deps.Telemetry.Propagator,
 		Registerer:     deps.Registry,
 		Notifier:       notifier,
 		Publisher:      js,
-	})
+	}
+	sink, err := consume.New(sinkCfg, sinkDeps)
 	if err != nil {
 		return err
 	}
@@ -162,7 +164,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	var syncSink *consume.SyncSink
 	var syncCons jetstream.Consumer
 	if cfg.Sync {
-		if syncSink, syncCons, err = startSync(ctx, nc, js, cfg, sinkCfg, syncNotifier, deps); err != nil {
+		if syncSink, syncCons, err = startSync(ctx, nc, js, cfg, sinkCfg, sinkDeps, syncNotifier, deps.Registry); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -214,8 +216,8 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 // novu-sink-sync consumer and the sink with its configuration-category
 // rate limit.
 func startSync(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config, sinkCfg consume.Config,
-	notifier consume.SyncNotifier, deps Deps) (*consume.SyncSink, jetstream.Consumer, error) {
-	log := deps.Logger
+	sinkDeps consume.Deps, notifier consume.SyncNotifier, reg *prometheus.Registry) (*consume.SyncSink, jetstream.Consumer, error) {
+	log := sinkDeps.Logger
 	var kv jetstream.KeyValue
 	kvCfg := events.SyncStateKV(cfg.NATS.StreamOptions()...)
 	err := service.UntilConnected(ctx, nc, log, "bucket "+kvCfg.Bucket, func(ctx context.Context) (err error) {
@@ -238,19 +240,15 @@ func startSync(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg C
 	syncCfg := sinkCfg
 	syncCfg.RateLimit = cfg.SyncRateLimit
 	s, err := consume.NewSync(syncCfg, consume.SyncDeps{
-		Logger:         log,
-		TracerProvider: deps.Telemetry.TracerProvider,
-		Propagator:     deps.Telemetry.Propagator,
-		Registerer:     deps.Registry,
-		Notifier:       notifier,
-		Publisher:      js,
-		State:          kv,
-		Owner:          strings.TrimPrefix(nats.NewInbox(), nats.InboxPrefix),
+		Deps:         sinkDeps,
+		SyncNotifier: notifier,
+		State:        kv,
+		Owner:        strings.TrimPrefix(nats.NewInbox(), nats.InboxPrefix),
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := deps.Registry.Register(service.ConsumerCollector(js, events.StreamNovu, events.DurableSinkSync)); err != nil {
+	if err := reg.Register(service.ConsumerCollector(js, events.StreamNovu, events.DurableSinkSync)); err != nil {
 		return nil, nil, fmt.Errorf("register sync consumer metrics: %w", err)
 	}
 	log.Info("novu-sink syncing subscribers and topics", "durable", events.DurableSinkSync, "bucket", kvCfg.Bucket,

@@ -4,21 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
 	rt "github.com/clerknovu/pipeline/pkg/runtime/consume"
-	"github.com/clerknovu/pipeline/pkg/runtime/service"
 	"github.com/clerknovu/pipeline/services/novu-sink/internal/novu"
 	"github.com/clerknovu/pipeline/services/novu-sink/internal/outcome"
 	"github.com/clerknovu/pipeline/services/novu-sink/internal/syncorder"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // SyncNotifier makes Novu's subscriber and topic calls; *novu.Client implements it.
@@ -37,15 +33,11 @@ var errSyncState = errors.New("sync state unavailable")
 
 // SyncDeps are the sync sink's collaborators.
 type SyncDeps struct {
-	// Logger, TracerProvider, Propagator and Registerer as in [Deps].
-	Logger         *slog.Logger
-	TracerProvider trace.TracerProvider
-	Propagator     propagation.TextMapPropagator
-	Registerer     prometheus.Registerer
-	// Notifier calls Novu; required unless Config.DryRun.
-	Notifier SyncNotifier
-	// Publisher publishes dead letters; required.
-	Publisher Publisher
+	// Logger, TracerProvider, Propagator, Registerer and Publisher as in
+	// [Deps]; Deps.Notifier is not used.
+	Deps
+	// SyncNotifier calls Novu; required unless Config.DryRun.
+	SyncNotifier SyncNotifier
 	// State is the NOVU_SYNC_STATE bucket that orders the commands; required.
 	State syncorder.KV
 	// Owner names this instance in the sync state's leases.
@@ -73,23 +65,12 @@ func NewSync(cfg Config, deps SyncDeps) (*SyncSink, error) {
 	switch {
 	case deps.Publisher == nil:
 		return nil, fmt.Errorf("%w: no dead-letter publisher", ErrMisconfigured)
-	case deps.Notifier == nil && !cfg.DryRun:
+	case deps.SyncNotifier == nil && !cfg.DryRun:
 		return nil, fmt.Errorf("%w: no Novu client and not a dry run", ErrMisconfigured)
 	case deps.State == nil:
 		return nil, fmt.Errorf("%w: no sync state bucket", ErrMisconfigured)
 	}
-	if deps.Logger == nil {
-		deps.Logger = slog.New(slog.DiscardHandler)
-	}
-	if deps.TracerProvider == nil {
-		deps.TracerProvider = noop.NewTracerProvider()
-	}
-	if deps.Propagator == nil {
-		deps.Propagator = service.Propagator()
-	}
-	if deps.Registerer == nil {
-		deps.Registerer = prometheus.NewRegistry()
-	}
+	deps.setDefaults()
 	m := &metrics{
 		breakerState: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sink_sync_breaker_state",
@@ -135,7 +116,7 @@ func NewSync(cfg Config, deps SyncDeps) (*SyncSink, error) {
 		tracker: newTracker(),
 	}
 	lease := 3*cfg.AckWait/2 + time.Second // longer than any Novu call, which the ack wait bounds
-	s.notifier = deps.Notifier
+	s.notifier = deps.SyncNotifier
 	s.guard = syncorder.New(deps.State, syncorder.Config{Owner: deps.Owner, Lease: lease}, log, orderMetrics)
 	return s, nil
 }
@@ -144,17 +125,7 @@ func NewSync(cfg Config, deps SyncDeps) (*SyncSink, error) {
 // ctx is done, as [Sink.Run] does for triggers.
 func (s *SyncSink) Run(ctx context.Context, src Source) error {
 	s.stopping = ctx
-	cfg := rt.Config{
-		Stage:           events.StageSink,
-		Suffix:          func(subject string) string { return strings.TrimPrefix(subject, "novu.") }, // dlq.sink.sync.<kind>
-		Concurrency:     s.cfg.Concurrency,
-		AckWait:         s.cfg.AckWait,
-		MaxDeliver:      s.cfg.MaxDeliver,
-		BackoffMin:      s.cfg.RetryBase,
-		BackoffMax:      s.cfg.RetryMax,
-		FetchWait:       s.cfg.FetchWait,
-		ShutdownTimeout: s.cfg.ShutdownTimeout,
-	}
+	cfg := s.runtimeConfig(func(subject string) string { return strings.TrimPrefix(subject, "novu.") }) // dlq.sink.sync.<kind>
 	opts := []rt.Option{rt.WithLogger(s.log), rt.WithTracing(s.tracer, s.prop), rt.WithObserver(s.observeSync)}
 	if !s.cfg.DryRun {
 		opts = append(opts, rt.WithGate(rt.GateFunc(s.gate)))
@@ -228,27 +199,7 @@ func (s *SyncSink) call(ctx context.Context, m *rt.Message, cmd events.SyncComma
 	s.afterCall(done, res, ans, now)
 	span := trace.SpanFromContext(ctx)
 	span.SetAttributes(outcomeKey.String(res.Action.String()), httpCodeKey.Int(res.StatusCode))
-	label := res.StatusLabel()
-	switch res.Action {
-	case outcome.Deliver:
-		s.tracker.forget(cmd.ID)
-		return rt.Ack().WithLabel(label)
-	case outcome.DeadLetter:
-		d := s.details(cmd.ID, res, now)
-		s.tracker.forget(cmd.ID)
-		return rt.DeadLetter(res.Reason).WithDetails(d).WithLabel(label)
-	case outcome.Outage:
-		return rt.Pause(now.Add(s.cfg.BreakerOpen), errors.New(res.Reason)).WithLabel(label)
-	}
-	if res.BackPressure() {
-		until := now.Add(max(min(res.RetryAfter, s.cfg.RetryMax), s.limiter.paused()))
-		return rt.Pause(until, errors.New(res.Reason)).WithLabel(label)
-	}
-	delay := min(res.RetryAfter, s.cfg.RetryMax)
-	if delay <= 0 {
-		delay = events.Backoff(int(m.NumDelivered), s.cfg.RetryBase, s.cfg.RetryMax, rand.Float64())
-	}
-	return rt.Retry(delay, errors.New(res.Reason)).WithDetails(s.details(cmd.ID, res, now)).WithLabel(label)
+	return s.verdictOf(cmd.ID, m.NumDelivered, res, rand.Float64(), now)
 }
 
 // observeSync counts every settlement by kind.

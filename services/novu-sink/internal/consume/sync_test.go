@@ -38,7 +38,7 @@ func (h *harness) startSync(cfg Config, owner string, reg *prometheus.Registry) 
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	s, err := NewSync(cfg, SyncDeps{Logger: slog.New(h.logs), Registerer: reg, Notifier: c, Publisher: h.js, State: h.syncState(), Owner: owner})
+	s, err := NewSync(cfg, SyncDeps{Deps: Deps{Logger: slog.New(h.logs), Registerer: reg, Publisher: h.js}, SyncNotifier: c, State: h.syncState(), Owner: owner})
 	if err != nil {
 		h.t.Fatalf("NewSync: %v", err)
 	}

@@ -77,7 +77,26 @@ func appendRecipient(dst []byte, r events.Recipient) []byte {
 	}
 	dst = append(dst, `{"subscriberId":`...)
 	dst = appendString(dst, s.SubscriberID)
-	for _, f := range [...]struct{ key, val string }{
+	for _, f := range profileFields(s) {
+		if f.val != "" {
+			dst = append(dst, f.key...)
+			dst = appendString(dst, f.val)
+		}
+	}
+	if len(s.Data) > 0 {
+		dst = append(dst, `,"data":`...)
+		dst = appendStringMap(dst, s.Data)
+	}
+	return append(dst, '}')
+}
+
+// profileField is one SubscriberPayloadDto field: its key (with the comma
+// and colon around it) and value.
+type profileField struct{ key, val string }
+
+// profileFields lists s's profile fields in wire order; the timezone is last.
+func profileFields(s *events.Subscriber) [7]profileField {
+	return [...]profileField{
 		{`,"firstName":`, s.FirstName},
 		{`,"lastName":`, s.LastName},
 		{`,"email":`, s.Email},
@@ -85,28 +104,25 @@ func appendRecipient(dst []byte, r events.Recipient) []byte {
 		{`,"avatar":`, s.Avatar},
 		{`,"locale":`, s.Locale},
 		{`,"timezone":`, s.Timezone},
-	} {
-		if f.val != "" {
-			dst = append(dst, f.key...)
-			dst = appendString(dst, f.val)
-		}
 	}
-	if len(s.Data) > 0 {
-		keys := make([]string, 0, len(s.Data))
-		for k := range s.Data {
-			keys = append(keys, k)
+}
+
+// appendStringMap appends m as a JSON object, keys sorted so that the same
+// map always gives the same bytes.
+func appendStringMap(dst []byte, m map[string]string) []byte {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	dst = append(dst, '{')
+	for i, k := range keys {
+		if i > 0 {
+			dst = append(dst, ',')
 		}
-		slices.Sort(keys)
-		dst = append(dst, `,"data":{`...)
-		for i, k := range keys {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendString(dst, k)
-			dst = append(dst, ':')
-			dst = appendString(dst, s.Data[k])
-		}
-		dst = append(dst, '}')
+		dst = appendString(dst, k)
+		dst = append(dst, ':')
+		dst = appendString(dst, m[k])
 	}
 	return append(dst, '}')
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"slices"
 
 	"github.com/clerknovu/pipeline/pkg/events"
 	"github.com/clerknovu/pipeline/services/novu-sink/internal/outcome"
@@ -73,14 +72,9 @@ func (c *Client) topicURL(key string) string { return c.base + TopicsPath + "/" 
 func AppendUpsertSubscriber(dst []byte, s *events.Subscriber) []byte {
 	dst = append(dst, `{"subscriberId":`...)
 	dst = appendString(dst, s.SubscriberID)
-	for _, f := range [...]struct{ key, val string }{
-		{`,"firstName":`, s.FirstName},
-		{`,"lastName":`, s.LastName},
-		{`,"email":`, s.Email},
-		{`,"phone":`, s.Phone},
-		{`,"avatar":`, s.Avatar},
-		{`,"locale":`, s.Locale},
-	} {
+	fields := profileFields(s)
+	for _, f := range fields[:len(fields)-1] { // not the timezone
+
 		dst = append(dst, f.key...)
 		if f.val == "" {
 			dst = append(dst, "null"...)
@@ -88,21 +82,9 @@ func AppendUpsertSubscriber(dst []byte, s *events.Subscriber) []byte {
 			dst = appendString(dst, f.val)
 		}
 	}
-	dst = append(dst, `,"data":{`...)
-	keys := make([]string, 0, len(s.Data))
-	for k := range s.Data {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for i, k := range keys {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = appendString(dst, k)
-		dst = append(dst, ':')
-		dst = appendString(dst, s.Data[k])
-	}
-	return append(dst, "}}"...)
+	dst = append(dst, `,"data":`...)
+	dst = appendStringMap(dst, s.Data)
+	return append(dst, '}')
 }
 
 // AppendSubscriberIDs appends {"subscriberIds":[...]} to dst.
