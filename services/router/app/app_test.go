@@ -109,7 +109,7 @@ func publishEvent(t *testing.T, js jetstream.JetStream, typ, svixID, body string
 
 func fixture(t *testing.T, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "internal", "route", "testdata", "events", name+".json"))
+	b, err := os.ReadFile(filepath.Join("..", "route", "testdata", "events", name+".json"))
 	if err != nil {
 		t.Fatal(err)
 	}
