@@ -200,3 +200,95 @@ func TestDeadLetterMsgInvalidSuffix(t *testing.T) {
 		t.Errorf("subject %q", msg.Subject)
 	}
 }
+
+// wireSize is what the server counts against max_payload: headers and body.
+func wireSize(m *nats.Msg) int64 { return int64(m.Size() - len(m.Subject) - len(m.Reply)) }
+
+func TestDeadLetterMsgFitsMaxPayload(t *testing.T) {
+	d := DeadLetter{
+		Stage: StageRouter, Suffix: "user.created", Reason: "publish novu.trigger.welcome: nats: maximum payload exceeded",
+		Deliveries: 1, SourceStream: StreamClerk, SourceSubject: "clerk.user.created", SourceSequence: 7,
+	}
+	src := nats.Header{jetstream.MsgIDHeader: {"msg_1"}, SvixIDHeader: {"msg_1"}, EventTypeHeader: {"user.created"},
+		"traceparent": {parentSampled}, "X-Custom": {"kept"}}
+	big := bytes.Repeat([]byte("é"), 40_000) // 80,000 bytes of two-byte runes
+	hugeHeader := nats.Header{jetstream.MsgIDHeader: {"msg_2"}, SvixIDHeader: {"msg_2"}, "X-Huge": {strings.Repeat("h", 70_000)}}
+
+	tests := []struct {
+		name          string
+		body          []byte
+		src           nats.Header
+		maxPayload    int64
+		wantTruncated string // Dlq-Truncated, "" when the copy is whole
+		wantBodyLen   int    // -1: the whole body; -2: a prefix that fills the limit
+		wantDropped   string // a source header that must be gone
+	}{
+		{name: "no limit", body: big, src: src, maxPayload: 0, wantBodyLen: -1},
+		{name: "fits", body: []byte(`{"a":1}`), src: src, maxPayload: 1 << 20, wantBodyLen: -1},
+		{name: "too big: body cut", body: big, src: src, maxPayload: 64 << 10, wantTruncated: "80000", wantBodyLen: -2},
+		{name: "headers alone too big: ids kept, body empty", body: big, src: hugeHeader, maxPayload: 64 << 10,
+			wantTruncated: "80000", wantBodyLen: 0, wantDropped: "X-Huge"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := d.Msg(tt.body, tt.src, WithMaxPayload(tt.maxPayload))
+			if tt.maxPayload > 0 && wireSize(m) > tt.maxPayload-DLQPublishReserve {
+				t.Errorf("dead letter is %d bytes, over %d - %d", wireSize(m), tt.maxPayload, DLQPublishReserve)
+			}
+			if got := m.Header.Get(DLQTruncatedHeader); got != tt.wantTruncated {
+				t.Errorf("%s = %q, want %q", DLQTruncatedHeader, got, tt.wantTruncated)
+			}
+			switch {
+			case tt.wantBodyLen == -1 && !bytes.Equal(m.Data, tt.body):
+				t.Errorf("body %d bytes, want the whole %d", len(m.Data), len(tt.body))
+			case tt.wantBodyLen >= 0 && len(m.Data) != tt.wantBodyLen:
+				t.Errorf("body %d bytes, want %d", len(m.Data), tt.wantBodyLen)
+			}
+			if tt.wantTruncated != "" && tt.wantBodyLen < 0 {
+				if len(m.Data) == 0 || !bytes.HasPrefix(tt.body, m.Data) || !utf8.Valid(m.Data) {
+					t.Errorf("truncated body (%d bytes) must be a non-empty valid UTF-8 prefix", len(m.Data))
+				}
+				if room := tt.maxPayload - DLQPublishReserve - wireSize(m); room > 1 {
+					t.Errorf("%d bytes left unused: cut more than needed", room)
+				}
+			}
+			if tt.wantDropped != "" && m.Header.Get(tt.wantDropped) != "" {
+				t.Errorf("header %s kept, want dropped", tt.wantDropped)
+			}
+			for _, k := range []string{DLQReasonHeader, DLQSourceStreamHeader, DLQSourceSequenceHeader, DLQSourceSubjectHeader, jetstream.MsgIDHeader, SvixIDHeader} {
+				if m.Header.Get(k) == "" {
+					t.Errorf("header %s missing", k)
+				}
+			}
+			if tt.wantDropped == "" {
+				for k := range tt.src {
+					if !strings.HasPrefix(k, "Nats-") && m.Header.Get(k) != tt.src.Get(k) {
+						t.Errorf("source header %s = %q, want kept", k, m.Header.Get(k))
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestTruncateUTF8(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []byte
+		n    int
+		want string
+	}{
+		{name: "short", in: []byte("abc"), n: 5, want: "abc"},
+		{name: "ascii cut", in: []byte("abcdef"), n: 3, want: "abc"},
+		{name: "backs off a split rune", in: []byte("aé"), n: 2, want: "a"},
+		{name: "not UTF-8 at all: cut at n", in: bytes.Repeat([]byte{0x80}, 10), n: 4, want: string(bytes.Repeat([]byte{0x80}, 4))},
+		{name: "zero", in: []byte("abc"), n: 0, want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := truncateUTF8(tt.in, tt.n); got != tt.want {
+				t.Errorf("truncateUTF8(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
+			}
+		})
+	}
+}

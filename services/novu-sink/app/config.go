@@ -26,9 +26,8 @@ const (
 	DefaultBulkMin         = 50
 	DefaultConcurrency     = 16
 	DefaultFetchWait       = time.Second
-	// DefaultShutdownTimeout is the whole stop's budget, under Kubernetes'
-	// default 30 s grace period with the 5 s telemetry flush after it.
-	DefaultShutdownTimeout = 20 * time.Second
+	// DefaultShutdownTimeout is SHUTDOWN_TIMEOUT's default, shared by every service.
+	DefaultShutdownTimeout = service.DefaultShutdownTimeout
 	// MinAckWait is the floor of the default ack wait, max(MinAckWait, 3×timeout).
 	MinAckWait = 30 * time.Second
 )
@@ -101,7 +100,7 @@ type Config struct {
 	// waits for the fetch loop (NOVU_FETCH_WAIT, default 1s).
 	FetchWait time.Duration
 	// ShutdownTimeout bounds the whole stop: the calls in flight finish and
-	// settle, the rest is given back, NATS drains (SINK_SHUTDOWN_TIMEOUT, default 20s).
+	// settle, the rest is given back, NATS drains (SHUTDOWN_TIMEOUT, default 20s).
 	ShutdownTimeout time.Duration
 }
 
@@ -129,7 +128,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		BulkMin:         e.Int("NOVU_BULK_MIN", DefaultBulkMin, 2),
 		Concurrency:     e.Int("NOVU_CONCURRENCY", DefaultConcurrency, 1),
 		FetchWait:       e.Duration("NOVU_FETCH_WAIT", DefaultFetchWait),
-		ShutdownTimeout: e.Duration("SINK_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout),
+		ShutdownTimeout: e.ShutdownTimeout(),
 	}
 	c.AckWait = e.Duration("NOVU_ACK_WAIT", defaultAckWait(c.Timeout))
 	if !c.DryRun {
@@ -191,7 +190,7 @@ func (c Config) Validate() error {
 		fail("NOVU_FETCH_WAIT", "want a positive duration")
 	}
 	if c.ShutdownTimeout <= 0 {
-		fail("SINK_SHUTDOWN_TIMEOUT", "want a positive duration")
+		fail("SHUTDOWN_TIMEOUT", "want a positive duration")
 	}
 	if c.Addr == "" {
 		fail("SINK_ADDR", "want a listen address such as :8082")

@@ -100,7 +100,7 @@ func TestLoadConfig(t *testing.T) {
 		{name: "URL with credentials", given: map[string]string{"NOVU_SECRET_KEY": "k", "NOVU_API_URL": "https://u:p@api.novu.co"}, wantErr: []string{"NOVU_API_URL: must not hold credentials"}},
 		{name: "ack wait not above timeout", given: map[string]string{"NOVU_SECRET_KEY": "k", "NOVU_TIMEOUT": "30s", "NOVU_ACK_WAIT": "30s"}, wantErr: []string{"NOVU_ACK_WAIT"}},
 		{name: "retry max below base", given: map[string]string{"NOVU_SECRET_KEY": "k", "NOVU_RETRY_BASE": "10s", "NOVU_RETRY_MAX": "1s"}, wantErr: []string{"NOVU_RETRY_MAX"}},
-		{name: "no shutdown budget", given: map[string]string{"NOVU_SECRET_KEY": "k", "SINK_SHUTDOWN_TIMEOUT": "0s"}, wantErr: []string{"SINK_SHUTDOWN_TIMEOUT"}},
+		{name: "no shutdown budget", given: map[string]string{"NOVU_SECRET_KEY": "k", "SHUTDOWN_TIMEOUT": "0s"}, wantErr: []string{"SHUTDOWN_TIMEOUT"}},
 		{name: "bulk min above 100", given: map[string]string{"NOVU_SECRET_KEY": "k", "NOVU_BULK_MIN": "101"}, wantErr: []string{"NOVU_BULK_MIN"}},
 		{
 			name:    "several problems at once",

@@ -15,9 +15,9 @@ import (
 	"net"
 	"net/http"
 	"sync/atomic"
-	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
+	rtconsume "github.com/clerknovu/pipeline/pkg/runtime/consume"
 	"github.com/clerknovu/pipeline/pkg/runtime/service"
 	"github.com/clerknovu/pipeline/services/router/internal/consume"
 	"github.com/clerknovu/pipeline/services/router/route"
@@ -117,9 +117,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	srv := service.NewHTTPServer(cfg.Addr, mux)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	stopHTTP := func() error {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
+	stopHTTP := func(sctx context.Context) error {
 		if err := srv.Shutdown(sctx); err != nil {
 			return fmt.Errorf("http shutdown: %w", err)
 		}
@@ -142,8 +140,10 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 
 	running, stopWatch, err := start(ctx, cfg, nc, js, src, handler, log)
 	if err != nil {
-		herr := stopHTTP()
-		derr := service.Drain(nc, cfg.ShutdownTimeout)
+		sctx, cancel := service.ShutdownContext(ctx, cfg.ShutdownTimeout)
+		defer cancel()
+		herr := stopHTTP(sctx)
+		derr := service.Drain(nc, service.Remaining(sctx))
 		if ctx.Err() != nil { // stopped while starting: a clean exit
 			return errors.Join(herr, derr)
 		}
@@ -161,11 +161,15 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 		served <- nil // stopHTTP reads it again
 	}
 	consuming.Store(false)
-	log.Info("router draining")
+	log.Info("router draining", "budget", cfg.ShutdownTimeout)
+	// One deadline for the whole shutdown: the events in flight finish and
+	// settle, then NATS drains, then HTTP stops, each with what is left.
+	sctx, cancel := service.ShutdownContext(ctx, cfg.ShutdownTimeout)
+	defer cancel()
 	errs := []error{runErr}
-	errs = append(errs, running.Stop(cfg.ShutdownTimeout))
+	errs = append(errs, running.Stop(sctx))
 	stopWatch()
-	errs = append(errs, service.Drain(nc, cfg.ShutdownTimeout), stopHTTP())
+	errs = append(errs, service.Drain(nc, service.Remaining(sctx)), stopHTTP(sctx))
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -176,7 +180,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 // start provisions what the router needs, loads the KV rules and starts
 // consuming. It waits for NATS as long as ctx allows.
 func start(ctx context.Context, cfg Config, nc *nats.Conn, js jetstream.JetStream, src *rulesource.Source,
-	h *consume.Handler, log *slog.Logger) (*consume.Running, func(), error) {
+	h *consume.Handler, log *slog.Logger) (*rtconsume.Runtime, func(), error) {
 	if cfg.NATS.Provision {
 		if err := service.UntilConnected(ctx, nc, log, "provision streams", func(ctx context.Context) error {
 			return service.Provision(ctx, js, cfg.NATS.StreamOptions()...)
@@ -187,7 +191,8 @@ func start(ctx context.Context, cfg Config, nc *nats.Conn, js jetstream.JetStrea
 	var cons jetstream.Consumer
 	if err := service.UntilConnected(ctx, nc, log, "consumer "+events.DurableRouter, func(ctx context.Context) (err error) {
 		cons, err = service.DurableConsumer(ctx, js, events.StreamClerk,
-			events.ConsumerConfig(events.DurableRouter, events.WithAckWait(cfg.AckWait)), cfg.NATS.Provision)
+			events.ConsumerConfig(events.DurableRouter, events.WithAckWait(cfg.AckWait),
+				events.WithMaxDeliver(rtconsume.ServerMaxDeliver(cfg.MaxDeliver))), cfg.NATS.Provision)
 		return err
 	}); err != nil {
 		return nil, nil, err
@@ -208,7 +213,7 @@ func start(ctx context.Context, cfg Config, nc *nats.Conn, js jetstream.JetStrea
 	} else {
 		src.SetLoaded()
 	}
-	running, err := consume.Start(ctx, cons, h, cfg.Concurrency, log)
+	running, err := consume.Start(ctx, cons, h, cfg.Concurrency, cfg.AckWait)
 	if err != nil {
 		stopWatch()
 		return nil, nil, err

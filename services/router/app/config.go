@@ -29,8 +29,8 @@ const (
 	DefaultBackoffMin = time.Second
 	// DefaultBackoffMax is ROUTER_BACKOFF_MAX's default.
 	DefaultBackoffMax = time.Minute
-	// DefaultShutdownTimeout is ROUTER_SHUTDOWN_TIMEOUT's default.
-	DefaultShutdownTimeout = 25 * time.Second
+	// DefaultShutdownTimeout is SHUTDOWN_TIMEOUT's default, shared by every service.
+	DefaultShutdownTimeout = service.DefaultShutdownTimeout
 )
 
 // Config is the router's configuration. [LoadConfig] reads it from the
@@ -56,7 +56,9 @@ type Config struct {
 	// (ROUTER_CONCURRENCY, default 16).
 	Concurrency int
 	// MaxDeliver is the delivery on which a still-failing event is
-	// dead-lettered (ROUTER_MAX_DELIVER, default 10).
+	// dead-lettered (ROUTER_MAX_DELIVER, default 10). The consumer's
+	// server-side MaxDeliver is a few more (consume.ServerMaxDeliver), the
+	// last resort should even the dead letter fail.
 	MaxDeliver int
 	// AckWait is how long the server waits for an ack before redelivering
 	// (ROUTER_ACK_WAIT, default 30s).
@@ -66,7 +68,9 @@ type Config struct {
 	// BackoffMin and BackoffMax bound the redelivery delay after a failure
 	// (ROUTER_BACKOFF_MIN, default 1s; ROUTER_BACKOFF_MAX, default 1m).
 	BackoffMin, BackoffMax time.Duration
-	// ShutdownTimeout bounds the drain at shutdown (ROUTER_SHUTDOWN_TIMEOUT, default 25s).
+	// ShutdownTimeout bounds the whole shutdown: the events in flight, the
+	// NATS drain and the HTTP server, under one deadline (SHUTDOWN_TIMEOUT,
+	// default 20s).
 	ShutdownTimeout time.Duration
 }
 
@@ -87,7 +91,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		PublishTimeout:  e.Duration("ROUTER_PUBLISH_TIMEOUT", DefaultPublishTimeout),
 		BackoffMin:      e.Duration("ROUTER_BACKOFF_MIN", DefaultBackoffMin),
 		BackoffMax:      e.Duration("ROUTER_BACKOFF_MAX", DefaultBackoffMax),
-		ShutdownTimeout: e.Duration("ROUTER_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout),
+		ShutdownTimeout: e.ShutdownTimeout(),
 	}
 	if err := e.Err(); err != nil {
 		return c, err

@@ -35,7 +35,7 @@ func TestLoadConfig(t *testing.T) {
 			env:  map[string]string{},
 			check: func(t *testing.T, c Config) {
 				want := Config{Addr: ":8081", DefaultLocale: "en_US", Concurrency: 16, MaxDeliver: 10, AckWait: 30 * time.Second,
-					PublishTimeout: 5 * time.Second, BackoffMin: time.Second, BackoffMax: time.Minute, ShutdownTimeout: 25 * time.Second}
+					PublishTimeout: 5 * time.Second, BackoffMin: time.Second, BackoffMax: time.Minute, ShutdownTimeout: 20 * time.Second}
 				c.NATS, c.Log = service.NATSConfig{}, service.LogConfig{}
 				if c != want {
 					t.Errorf("config =\n%+v\nwant\n%+v", c, want)
@@ -47,7 +47,7 @@ func TestLoadConfig(t *testing.T) {
 			env: map[string]string{
 				"ROUTER_ADDR": "127.0.0.1:9091", "ROUTES_FILE": good, "ROUTES_KV_BUCKET": "ROUTES", "DEFAULT_LOCALE": "fr-FR",
 				"ROUTER_CONCURRENCY": "4", "ROUTER_MAX_DELIVER": "3", "ROUTER_ACK_WAIT": "1m", "ROUTER_PUBLISH_TIMEOUT": "2s",
-				"ROUTER_BACKOFF_MIN": "50ms", "ROUTER_BACKOFF_MAX": "2s", "ROUTER_SHUTDOWN_TIMEOUT": "3s",
+				"ROUTER_BACKOFF_MIN": "50ms", "ROUTER_BACKOFF_MAX": "2s", "SHUTDOWN_TIMEOUT": "3s",
 				"NATS_URL": "nats://127.0.0.1:4333", "NATS_PROVISION": "false", "LOG_FORMAT": "text",
 			},
 			check: func(t *testing.T, c Config) {

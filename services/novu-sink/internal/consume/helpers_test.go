@@ -122,17 +122,7 @@ func (h *harness) startWith(cfg Config, js jetstream.JetStream, key string) {
 // run runs sink on the durable consumer; the returned stop waits for Run to return.
 func (h *harness) run(sink *Sink, js jetstream.JetStream, cfg Config) (stop func()) {
 	h.t.Helper()
-	ackWait := cfg.AckWait
-	if ackWait == 0 {
-		ackWait = 30 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	cons, err := js.CreateOrUpdateConsumer(ctx, events.StreamNovu, events.ConsumerConfig(events.DurableSink,
-		events.WithAckWait(ackWait), events.WithMaxDeliver(rt.ServerMaxDeliver(cfg.MaxDeliver))))
-	cancel()
-	if err != nil {
-		h.t.Fatalf("create consumer: %v", err)
-	}
+	cons := h.consumer(js, cfg)
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- sink.Run(runCtx, cons) }()
@@ -154,6 +144,23 @@ func (h *harness) run(sink *Sink, js jetstream.JetStream, cfg Config) (stop func
 	return stop
 }
 
+// consumer creates (or updates) the sink's durable consumer as the app does.
+func (h *harness) consumer(js jetstream.JetStream, cfg Config) jetstream.Consumer {
+	h.t.Helper()
+	ackWait := cfg.AckWait
+	if ackWait == 0 {
+		ackWait = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cons, err := js.CreateOrUpdateConsumer(ctx, events.StreamNovu, events.ConsumerConfig(events.DurableSink,
+		events.WithAckWait(ackWait), events.WithMaxDeliver(rt.ServerMaxDeliver(cfg.MaxDeliver))))
+	if err != nil {
+		h.t.Fatalf("create consumer: %v", err)
+	}
+	return cons
+}
+
 // command returns the i-th test command of workflow.
 func command(i int, workflow string) events.TriggerCommand {
 	svixID := fmt.Sprintf("msg_%04d", i)
@@ -166,6 +173,15 @@ func command(i int, workflow string) events.TriggerCommand {
 		EventType:     "user.created",
 		ReceivedAt:    time.Now().UnixMilli(),
 	}
+}
+
+// commands returns the first n test commands of workflow.
+func commands(n int, workflow string) []events.TriggerCommand {
+	cmds := make([]events.TriggerCommand, n)
+	for i := range cmds {
+		cmds[i] = command(i, workflow)
+	}
+	return cmds
 }
 
 // publish stores cmds in stream NOVU as the router would.

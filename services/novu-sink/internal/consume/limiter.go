@@ -42,17 +42,16 @@ func newLimiter(perSecond float64, maxPause time.Duration, m *metrics) *limiter 
 // a floor: it holds the calls that wait for a token when it begins too, so
 // no call goes out before Novu's Retry-After has passed.
 func (l *limiter) wait(ctx context.Context, cost int) error {
-	start := time.Now()
-	defer func() {
-		if d := time.Since(start); d > 100*time.Microsecond {
-			l.m.rateLimitWait.Add(d.Seconds())
-		}
-	}()
 	if err := l.waitPause(ctx); err != nil {
 		return err
 	}
 	if l.lim != nil {
-		if err := l.lim.WaitN(ctx, cost); err != nil {
+		start := time.Now()
+		err := l.lim.WaitN(ctx, cost)
+		if d := time.Since(start); d > 100*time.Microsecond {
+			l.m.rateLimitWait.Add(d.Seconds())
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -92,12 +91,22 @@ func (l *limiter) awaitTokens(ctx context.Context, n int) {
 	}
 }
 
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
 // pause holds every call for d (at most maxPause) from now.
 func (l *limiter) pause(d time.Duration) {
 	d = min(d, l.maxPause)
-	until := time.Now().Add(d)
+	now := time.Now()
+	until := now.Add(d)
 	l.mu.Lock()
 	if until.After(l.until) {
+		// Count the wall time the pause adds, once, however many calls it holds.
+		l.m.rateLimitWait.Add(until.Sub(maxTime(l.until, now)).Seconds())
 		l.until = until
 	}
 	l.mu.Unlock()

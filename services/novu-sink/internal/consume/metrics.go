@@ -60,7 +60,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"from", "to"}),
 		rateLimitWait: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sink_rate_limit_wait_seconds_total",
-			Help: "Time calls spent waiting for the client-side rate limit or a Novu-requested pause.",
+			Help: "Seconds spent waiting for client-side rate-limit tokens, plus the seconds of pause Novu asked for (429 Retry-After, an empty bucket).",
 		}),
 		endToEnd: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "pipeline_end_to_end_seconds",

@@ -24,10 +24,7 @@ func TestRetryAfterIsAFloor(t *testing.T) {
 		}
 		return nil
 	}))
-	var cmds []events.TriggerCommand
-	for i := range n {
-		cmds = append(cmds, command(i, "welcome"))
-	}
+	cmds := commands(n, "welcome")
 	h.publish(cmds...)
 	cfg := testConfig()
 	cfg.RateLimit = 10 // past the burst (100 tokens) one call every 100 ms, the others wait for a token
@@ -90,10 +87,7 @@ func TestBulkRefusedAsAWholeIsSplit(t *testing.T) {
 	const maxBody = 64 << 10
 	h := newHarness(t, novufake.WithMaxBody(maxBody))
 	const n = 60
-	var cmds []events.TriggerCommand
-	for i := range n {
-		cmds = append(cmds, command(i, "welcome"))
-	}
+	cmds := commands(n, "welcome")
 	big := &cmds[7]
 	big.Payload = json.RawMessage(`{"blob":"` + strings.Repeat("x", maxBody) + `"}`)
 	h.publish(cmds...)
@@ -141,10 +135,7 @@ func TestRateLimitStormUsesNoDeliveries(t *testing.T) {
 		return nil
 	}))
 	const n = 4
-	var cmds []events.TriggerCommand
-	for i := range n {
-		cmds = append(cmds, command(i, "welcome"))
-	}
+	cmds := commands(n, "welcome")
 	h.publish(cmds...)
 	cfg := testConfig()
 	cfg.MaxDeliver = 3

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clerknovu/pipeline/pkg/events"
 	rt "github.com/clerknovu/pipeline/pkg/runtime/consume"
 	"github.com/clerknovu/pipeline/services/novu-sink/novufake"
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,10 +18,7 @@ import (
 func TestStopKeepsCallsInFlightAlive(t *testing.T) {
 	h := newHarness(t, novufake.WithLatency(1500*time.Millisecond))
 	const n = 4
-	var cmds []events.TriggerCommand
-	for i := range n {
-		cmds = append(cmds, command(i, "welcome"))
-	}
+	cmds := commands(n, "welcome")
 	h.publish(cmds...)
 	cfg := testConfig()
 	cfg.AckWait = 500 * time.Millisecond
@@ -54,11 +50,7 @@ func TestStopKeepsTheBudget(t *testing.T) {
 	cfg := testConfig()
 	cfg.ShutdownTimeout = 300 * time.Millisecond
 	sink := h.newSink(cfg, h.js, testKey)
-	cons, err := h.js.CreateOrUpdateConsumer(t.Context(), events.StreamNovu, events.ConsumerConfig(events.DurableSink,
-		events.WithAckWait(cfg.AckWait), events.WithMaxDeliver(rt.ServerMaxDeliver(cfg.MaxDeliver))))
-	if err != nil {
-		t.Fatalf("consumer: %v", err)
-	}
+	cons := h.consumer(h.js, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- sink.Run(ctx, cons) }()

@@ -41,7 +41,7 @@ type Source = rt.Source
 type Config struct {
 	// Concurrency bounds the Novu calls in flight (default 16).
 	Concurrency int
-	// Bulk sends a fetched backlog of at least BulkMin commands in one bulk call.
+	// Bulk sends at least BulkMin commands in hand in one bulk call.
 	Bulk bool
 	// BulkMin is the smallest backlog sent in bulk (default 50, at most 100).
 	BulkMin int
@@ -60,8 +60,8 @@ type Config struct {
 	// AckWait is the consumer's ack wait; in-hand messages are kept alive
 	// with InProgress every third of it (default 30s).
 	AckWait time.Duration
-	// FetchWait bounds how long one fetch waits for a message, and so how
-	// long a stop waits for the fetch loop (default 1s).
+	// FetchWait bounds how long one pull waits for a message, and so how
+	// long a stop waits for the pull in flight (default 1s).
 	FetchWait time.Duration
 	// ShutdownTimeout bounds the stop: the calls in flight finish and
 	// settle within it (default 15s).

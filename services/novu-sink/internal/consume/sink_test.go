@@ -70,10 +70,7 @@ func TestOutageOpensBreakerAndStopsFetching(t *testing.T) {
 		return nil
 	}))
 	const n = 40
-	var cmds []events.TriggerCommand
-	for i := range n {
-		cmds = append(cmds, command(i, "welcome"))
-	}
+	cmds := commands(n, "welcome")
 	h.publish(cmds...)
 	cfg := testConfig()
 	h.start(cfg)
@@ -221,10 +218,7 @@ func TestUnauthorizedKeepsMessagesAndLogsOnce(t *testing.T) {
 	h := newHarness(t)
 	h.fake.SetAPIKey("sk_the_right_one")
 	const n = 5
-	var cmds []events.TriggerCommand
-	for i := range n {
-		cmds = append(cmds, command(i, "welcome"))
-	}
+	cmds := commands(n, "welcome")
 	h.publish(cmds...)
 	h.start(testConfig()) // calls with testKey: 401
 
@@ -401,10 +395,7 @@ func TestRedeliveryAfterCrashKeepsTransactionID(t *testing.T) {
 func TestRateLimitSpreadsABurst(t *testing.T) {
 	h := newHarness(t)
 	const n, perSecond = 140, 40.0
-	var cmds []events.TriggerCommand
-	for i := range n {
-		cmds = append(cmds, command(i, "welcome"))
-	}
+	cmds := commands(n, "welcome")
 	h.publish(cmds...)
 	cfg := testConfig()
 	cfg.RateLimit = perSecond
@@ -438,12 +429,9 @@ func TestRateLimitSpreadsABurst(t *testing.T) {
 // Novu's own limit (RateLimit-* headers, 429 + Retry-After) slows the sink
 // down without losing or dead-lettering anything.
 func TestNovuRateLimitHeadersSlowDown(t *testing.T) {
-	h := newHarness(t, novufake.WithRateLimit(200, 15))
+	h := newHarness(t, novufake.WithRateLimit(20, 15)) // slower than any test machine calls: the bucket runs empty
 	const n = 40
-	var cmds []events.TriggerCommand
-	for i := range n {
-		cmds = append(cmds, command(i, "welcome"))
-	}
+	cmds := commands(n, "welcome")
 	h.publish(cmds...)
 	cfg := testConfig()
 	cfg.RateLimit = 0 // unlimited on our side: only Novu's headers slow it down
@@ -555,10 +543,7 @@ func TestInvalidCommandIsDeadLettered(t *testing.T) {
 func TestStopFinishesCallsInFlight(t *testing.T) {
 	h := newHarness(t, novufake.WithLatency(300*time.Millisecond))
 	const n = 4
-	var cmds []events.TriggerCommand
-	for i := range n {
-		cmds = append(cmds, command(i, "welcome"))
-	}
+	cmds := commands(n, "welcome")
 	h.publish(cmds...)
 	h.start(testConfig())
 	h.eventually(10*time.Second, "every call in flight", func() bool { return h.fake.Calls() == n })
@@ -620,10 +605,7 @@ func (nopPublisher) PublishMsg(context.Context, *nats.Msg, ...jetstream.PublishO
 func TestLongWaitsKeepMessagesInProgress(t *testing.T) {
 	h := newHarness(t)
 	const n = 300
-	var cmds []events.TriggerCommand
-	for i := range n {
-		cmds = append(cmds, command(i, "welcome"))
-	}
+	cmds := commands(n, "welcome")
 	h.publish(cmds...)
 	cfg := testConfig()
 	cfg.Bulk = true

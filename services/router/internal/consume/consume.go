@@ -1,9 +1,11 @@
 // Package consume is the router's transport: it reads Clerk events from the
 // durable pull consumer on CLERK, calls the pure [route] package, publishes
 // one trigger command per workflow on novu.trigger.<workflowId> (stream NOVU),
-// and acks the event only once every command is stored. Every outcome goes
-// through one function, [Handler.settle]: acked (routed or skipped), retried
-// with exponential backoff, or dead-lettered to stream DLQ with a reason.
+// and acks the event only once every command is stored. [Handler.Handle] is
+// a handler of the shared consume runtime (pkg/runtime/consume), which owns
+// the pull loop, the keep-alive and settling: the handler only decides, an
+// Ack (routed or skipped), a Retry with the runtime's backoff, or a
+// DeadLetter for what no retry can fix.
 package consume
 
 import (
@@ -11,16 +13,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
+	rtconsume "github.com/clerknovu/pipeline/pkg/runtime/consume"
 	"github.com/clerknovu/pipeline/services/router/route"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -48,10 +51,13 @@ const (
 	OutcomeRouted = "routed"
 	// OutcomeSkipped is an event no rule routes, acked.
 	OutcomeSkipped = "skipped"
-	// OutcomeDeadLettered is an event stored in the DLQ with its reason, then acked.
+	// OutcomeDeadLettered is an event stored in the DLQ with its reason, then
+	// terminated (TermWithReason), never acked as if delivered.
 	OutcomeDeadLettered = "dead_lettered"
 	// OutcomeRetried is a delivery that failed and was NAKed with a delay.
 	OutcomeRetried = "retried"
+	// OutcomeReturned is an event NAKed unhandled at shutdown, for another instance.
+	OutcomeReturned = "returned"
 )
 
 // Metrics are the router's counters.
@@ -73,7 +79,7 @@ func NewMetrics() *Metrics {
 	return &Metrics{
 		Events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "router_events_total",
-			Help: "Clerk event deliveries handled, by event type and outcome (routed, skipped, dead_lettered, retried).",
+			Help: "Clerk event deliveries settled, by event type (Clerk's catalog, else other) and outcome (routed, skipped, dead_lettered, retried, returned).",
 		}, []string{"type", "outcome"}),
 		Commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "router_commands_published_total",
@@ -175,22 +181,72 @@ func NewHandler(cfg Config, pub Publisher, rules Rules, opts ...Option) *Handler
 	return h
 }
 
-// errDeliveries is wrapped, with the last failure, once an event has failed
-// on its last allowed delivery.
-var errDeliveries = errors.New("gave up")
+// Outcome label of an acked event no rule routes, set on its verdict.
+const labelSkipped = OutcomeSkipped
 
-// Handle processes one delivery and settles it: ack, nak with delay, or
-// dead-letter then ack. It never panics on bad input and returns nothing: the
-// outcome is in the metrics, the logs and the span.
-func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) {
+// Handle routes one event and publishes its commands, and returns what to do
+// with it: Ack once every command is stored (labelled skipped when no rule
+// routes it), DeadLetter for what no retry can fix (an invalid event, no
+// recipient, a command larger than the server takes), Retry otherwise. It
+// never panics on bad input; the runtime's process span is in ctx.
+func (h *Handler) Handle(ctx context.Context, msg *rtconsume.Message) rtconsume.Verdict {
 	d := newDelivery(msg)
-	ctx, span := events.StartProcess(ctx, h.tracer, h.propagator, msg.Subject(), msg.Headers(),
-		events.SvixIDKey.String(d.svixID), events.EventTypeKey.String(d.eventType))
 	err := h.process(ctx, msg, &d)
-	outcome, spanErr := h.settle(ctx, msg, &d, err)
-	h.metrics.Events.WithLabelValues(d.eventType, outcome).Inc()
-	events.EndSpan(span, spanErr)
+	trace.SpanFromContext(ctx).SetAttributes(events.SvixIDKey.String(d.svixID), events.EventTypeKey.String(d.eventType))
+	switch {
+	case err == nil:
+		return rtconsume.Ack()
+	case errors.Is(err, route.ErrNoRoute):
+		h.log.DebugContext(ctx, "event not routed", "svix_id", d.svixID, "type", d.eventType, "reason", err.Error())
+		return rtconsume.Ack().WithLabel(labelSkipped)
+	case permanent(err):
+		return rtconsume.DeadLetter(err.Error())
+	}
+	return rtconsume.Retry(0, err)
 }
+
+// Observe counts each settlement in router_events_total; the type label is
+// bounded to Clerk's catalog plus "other", so a flood of made-up types adds
+// one series, not one per type.
+func (h *Handler) Observe(_ context.Context, msg *rtconsume.Message, v rtconsume.Verdict, s rtconsume.Settlement) {
+	var outcome string
+	switch s.Outcome {
+	case rtconsume.Acked:
+		outcome = OutcomeRouted
+		if v.Label() == labelSkipped {
+			outcome = OutcomeSkipped
+		}
+	case rtconsume.DeadLettered:
+		outcome = OutcomeDeadLettered
+	case rtconsume.Retried:
+		outcome = OutcomeRetried
+	case rtconsume.Returned:
+		outcome = OutcomeReturned
+	default:
+		return
+	}
+	typ, _ := events.EventTypeFromSubject(msg.Subject)
+	h.metrics.Events.WithLabelValues(typeLabel(typ), outcome).Inc()
+}
+
+// typeLabel is typ when Clerk's catalog lists it, else [OtherType].
+func typeLabel(typ string) string {
+	if _, ok := catalogTypes[typ]; ok {
+		return typ
+	}
+	return OtherType
+}
+
+// OtherType is the type label of every event type not in Clerk's catalog.
+const OtherType = "other"
+
+var catalogTypes = func() map[string]struct{} {
+	m := map[string]struct{}{}
+	for _, t := range events.Catalog() {
+		m[t] = struct{}{}
+	}
+	return m
+}()
 
 // delivery is what the transport knows about one message.
 type delivery struct {
@@ -201,24 +257,20 @@ type delivery struct {
 	receivedAt int64
 }
 
-func newDelivery(msg jetstream.Msg) delivery {
-	h := msg.Headers()
-	d := delivery{deliveries: 1}
+func newDelivery(msg *rtconsume.Message) delivery {
+	h := msg.Header
+	d := delivery{deliveries: msg.NumDelivered, sequence: msg.Sequence}
 	d.svixID = h.Get(events.SvixIDHeader)
 	if d.svixID == "" {
 		d.svixID = h.Get(jetstream.MsgIDHeader)
 	}
-	if typ, ok := events.EventTypeFromSubject(msg.Subject()); ok {
+	if typ, ok := events.EventTypeFromSubject(msg.Subject); ok {
 		d.eventType = typ
 	}
-	if md, err := msg.Metadata(); err == nil {
-		d.deliveries = md.NumDelivered
-		d.sequence = md.Sequence.Stream
-		if d.svixID == "" && d.sequence > 0 {
-			// Published without an id (a manual nats pub): the stream sequence
-			// is stable across redeliveries, so transaction ids stay deterministic.
-			d.svixID = "seq-" + events.StreamClerk + "-" + strconv.FormatUint(d.sequence, 10)
-		}
+	if d.svixID == "" && d.sequence > 0 {
+		// Published without an id (a manual nats pub): the stream sequence
+		// is stable across redeliveries, so transaction ids stay deterministic.
+		d.svixID = "seq-" + events.StreamClerk + "-" + strconv.FormatUint(d.sequence, 10)
 	}
 	if v := h.Get(events.ReceivedAtHeader); v != "" {
 		d.receivedAt, _ = strconv.ParseInt(v, 10, 64)
@@ -228,8 +280,8 @@ func newDelivery(msg jetstream.Msg) delivery {
 
 // process routes the event and publishes its commands. It returns nil once
 // every command is stored.
-func (h *Handler) process(ctx context.Context, msg jetstream.Msg, d *delivery) error {
-	ev, err := events.ParseEvent(msg.Data())
+func (h *Handler) process(ctx context.Context, msg *rtconsume.Message, d *delivery) error {
+	ev, err := events.ParseEvent(msg.Data)
 	if err != nil {
 		return err
 	}
@@ -253,7 +305,7 @@ func (h *Handler) process(ctx context.Context, msg jetstream.Msg, d *delivery) e
 			return err
 		}
 	}
-	return h.publishAll(ctx, cmds, syncs, msg.Headers())
+	return h.publishAll(ctx, cmds, syncs, msg.Header)
 }
 
 // publishAll publishes every trigger and sync command at once and waits
@@ -274,37 +326,8 @@ func (h *Handler) publishAll(ctx context.Context, cmds []events.TriggerCommand, 
 	return errors.Join(errs...)
 }
 
-// publishSync stores one sync command in NOVU, deduplicated by its id.
-func (h *Handler) publishSync(ctx context.Context, c events.SyncCommand, src nats.Header) (err error) {
-	subject, err := events.NovuSyncSubject(c.Kind)
-	if err != nil {
-		return err
-	}
-	body, err := events.EncodeSyncCommand(c)
-	if err != nil {
-		return err
-	}
-	m := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
-	m.Header.Set(jetstream.MsgIDHeader, c.ID)
-	m.Header.Set(events.SvixIDHeader, c.SvixID)
-	m.Header.Set(events.EventTypeHeader, c.EventType)
-	if v := src.Get(events.ReceivedAtHeader); v != "" {
-		m.Header.Set(events.ReceivedAtHeader, v)
-	}
-	ctx, span := events.StartPublish(ctx, h.tracer, h.propagator, m, events.SvixIDKey.String(c.SvixID), events.EventTypeKey.String(c.EventType))
-	defer func() { events.EndSpan(span, err) }()
-	ctx, cancel := context.WithTimeout(ctx, h.cfg.PublishTimeout)
-	defer cancel()
-	ack, err := h.pub.PublishMsg(ctx, m, jetstream.WithExpectStream(events.StreamNovu))
-	if err != nil {
-		return fmt.Errorf("publish %s: %w", subject, err)
-	}
-	h.metrics.Syncs.WithLabelValues(c.Kind, strconv.FormatBool(ack.Duplicate)).Inc()
-	return nil
-}
-
 // publish stores one command in NOVU, deduplicated by its transactionId.
-func (h *Handler) publish(ctx context.Context, c events.TriggerCommand, src nats.Header) (err error) {
+func (h *Handler) publish(ctx context.Context, c events.TriggerCommand, src nats.Header) error {
 	subject, err := events.NovuTriggerSubject(c.WorkflowID)
 	if err != nil {
 		return err
@@ -313,23 +336,13 @@ func (h *Handler) publish(ctx context.Context, c events.TriggerCommand, src nats
 	if err != nil {
 		return err
 	}
-	m := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
-	m.Header.Set(jetstream.MsgIDHeader, c.TransactionID)
-	m.Header.Set(events.SvixIDHeader, c.SvixID)
-	m.Header.Set(events.EventTypeHeader, c.EventType)
+	m := newCommandMsg(subject, body, c.TransactionID, c.SvixID, c.EventType, src)
 	m.Header.Set(events.WorkflowIDHeader, c.WorkflowID)
 	m.Header.Set(events.TransactionIDHeader, c.TransactionID)
-	if v := src.Get(events.ReceivedAtHeader); v != "" {
-		m.Header.Set(events.ReceivedAtHeader, v)
-	}
-	ctx, span := events.StartPublish(ctx, h.tracer, h.propagator, m, events.WorkflowIDKey.String(c.WorkflowID), events.TransactionIDKey.String(c.TransactionID),
+	ack, err := h.store(ctx, m, events.WorkflowIDKey.String(c.WorkflowID), events.TransactionIDKey.String(c.TransactionID),
 		events.SvixIDKey.String(c.SvixID), events.EventTypeKey.String(c.EventType))
-	defer func() { events.EndSpan(span, err) }()
-	ctx, cancel := context.WithTimeout(ctx, h.cfg.PublishTimeout)
-	defer cancel()
-	ack, err := h.pub.PublishMsg(ctx, m, jetstream.WithExpectStream(events.StreamNovu))
 	if err != nil {
-		return fmt.Errorf("publish %s: %w", subject, err)
+		return err
 	}
 	if ack.Duplicate {
 		h.metrics.Duplicates.WithLabelValues(c.WorkflowID).Inc()
@@ -339,74 +352,58 @@ func (h *Handler) publish(ctx context.Context, c events.TriggerCommand, src nats
 	return nil
 }
 
+// publishSync stores one sync command in NOVU, deduplicated by its id.
+func (h *Handler) publishSync(ctx context.Context, c events.SyncCommand, src nats.Header) error {
+	subject, err := events.NovuSyncSubject(c.Kind)
+	if err != nil {
+		return err
+	}
+	body, err := events.EncodeSyncCommand(c)
+	if err != nil {
+		return err
+	}
+	m := newCommandMsg(subject, body, c.ID, c.SvixID, c.EventType, src)
+	ack, err := h.store(ctx, m, events.SvixIDKey.String(c.SvixID), events.EventTypeKey.String(c.EventType))
+	if err != nil {
+		return err
+	}
+	h.metrics.Syncs.WithLabelValues(c.Kind, strconv.FormatBool(ack.Duplicate)).Inc()
+	return nil
+}
+
+// newCommandMsg is a command message with the headers every command
+// carries: its id as Nats-Msg-Id, the svix-id, the event type and, from the
+// event's headers src, when the receiver accepted it.
+func newCommandMsg(subject string, body []byte, id, svixID, eventType string, src nats.Header) *nats.Msg {
+	m := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
+	m.Header.Set(jetstream.MsgIDHeader, id)
+	m.Header.Set(events.SvixIDHeader, svixID)
+	m.Header.Set(events.EventTypeHeader, eventType)
+	if v := src.Get(events.ReceivedAtHeader); v != "" {
+		m.Header.Set(events.ReceivedAtHeader, v)
+	}
+	return m
+}
+
+// store publishes m to NOVU within the publish timeout, in a producer span
+// with attrs, and returns its PubAck.
+func (h *Handler) store(ctx context.Context, m *nats.Msg, attrs ...attribute.KeyValue) (ack *jetstream.PubAck, err error) {
+	ctx, span := events.StartPublish(ctx, h.tracer, h.propagator, m, attrs...)
+	defer func() { events.EndSpan(span, err) }()
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.PublishTimeout)
+	defer cancel()
+	if ack, err = h.pub.PublishMsg(ctx, m, jetstream.WithExpectStream(events.StreamNovu)); err != nil {
+		return nil, fmt.Errorf("publish %s: %w", m.Subject, err)
+	}
+	return ack, nil
+}
+
 // permanent reports errors that no retry can fix: the event goes to the DLQ.
+// A command the server refuses as too large ("maximum payload exceeded") is
+// one: the runtime's dead letter, cut to fit, keeps a pointer to the event.
 func permanent(err error) bool {
 	return errors.Is(err, events.ErrInvalidEvent) || errors.Is(err, route.ErrNoRecipient) ||
 		errors.Is(err, route.ErrInvalidWorkflow) || errors.Is(err, events.ErrInvalidCommand) ||
 		errors.Is(err, events.ErrInvalidSubject) || errors.Is(err, route.ErrExpression) ||
-		errors.Is(err, events.ErrInvalidSyncCommand)
-}
-
-// settle is the one place that acks: it maps err to ack (routed, skipped),
-// dead-letter then ack, or nak with delay, and returns the outcome and the
-// error to record on the span.
-func (h *Handler) settle(ctx context.Context, msg jetstream.Msg, d *delivery, err error) (outcome string, spanErr error) {
-	log := h.log.With("svix_id", d.svixID, "type", d.eventType, "delivery", d.deliveries)
-	switch {
-	case err == nil:
-		h.ack(ctx, msg, log)
-		return OutcomeRouted, nil
-	case errors.Is(err, route.ErrNoRoute):
-		log.DebugContext(ctx, "event not routed", "reason", err.Error())
-		h.ack(ctx, msg, log)
-		return OutcomeSkipped, nil
-	case permanent(err):
-		return h.deadLetter(ctx, msg, d, log, err.Error())
-	case d.deliveries >= uint64(h.cfg.MaxDeliver):
-		return h.deadLetter(ctx, msg, d, log, fmt.Sprintf("%v after %d deliveries: %v", errDeliveries, d.deliveries, err))
-	}
-	delay := events.Backoff(int(d.deliveries), h.cfg.BackoffMin, h.cfg.BackoffMax, rand.Float64())
-	log.WarnContext(ctx, "event not routed yet: retrying", "err", err.Error(), "retry_in", delay)
-	if nerr := msg.NakWithDelay(delay); nerr != nil {
-		log.WarnContext(ctx, "nak failed: the event comes back after the ack wait", "err", nerr.Error())
-	}
-	return OutcomeRetried, err
-}
-
-// deadLetter stores the event in DLQ with reason, then acks it. If the DLQ
-// cannot store it, the event is retried.
-func (h *Handler) deadLetter(ctx context.Context, msg jetstream.Msg, d *delivery, log *slog.Logger, reason string) (string, error) {
-	dl := events.DeadLetter{
-		Stage:          events.StageRouter,
-		Suffix:         d.eventType,
-		Reason:         reason,
-		Deliveries:     d.deliveries,
-		SourceSubject:  msg.Subject(),
-		SourceSequence: d.sequence,
-	}
-	m := dl.Msg(msg.Data(), msg.Headers())
-	ctx, span := events.StartPublish(ctx, h.tracer, h.propagator, m, events.SvixIDKey.String(d.svixID), events.EventTypeKey.String(d.eventType))
-	pctx, cancel := context.WithTimeout(ctx, h.cfg.PublishTimeout)
-	_, err := h.pub.PublishMsg(pctx, m, jetstream.WithExpectStream(events.StreamDLQ))
-	cancel()
-	events.EndSpan(span, err)
-	if err != nil {
-		delay := events.Backoff(int(d.deliveries), h.cfg.BackoffMin, h.cfg.BackoffMax, rand.Float64())
-		log.ErrorContext(ctx, "dead letter not stored: retrying", "reason", reason, "err", err.Error(), "retry_in", delay)
-		if nerr := msg.NakWithDelay(delay); nerr != nil {
-			log.WarnContext(ctx, "nak failed: the event comes back after the ack wait", "err", nerr.Error())
-		}
-		return OutcomeRetried, fmt.Errorf("dead-letter: %w", err)
-	}
-	log.WarnContext(ctx, "event dead-lettered", "reason", reason, "subject", m.Subject)
-	h.ack(ctx, msg, log)
-	return OutcomeDeadLettered, errors.New(reason)
-}
-
-// ack acks msg. A lost ack only means a redelivery, which NOVU's duplicate
-// window absorbs (same Nats-Msg-Id), so it is logged, not retried.
-func (h *Handler) ack(ctx context.Context, msg jetstream.Msg, log *slog.Logger) {
-	if err := msg.Ack(); err != nil {
-		log.WarnContext(ctx, "ack failed: the event will be redelivered and deduplicated", "err", err.Error())
-	}
+		errors.Is(err, events.ErrInvalidSyncCommand) || rtconsume.IsPermanent(err)
 }

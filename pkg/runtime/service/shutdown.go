@@ -1,0 +1,34 @@
+package service
+
+import (
+	"context"
+	"time"
+)
+
+// DefaultShutdownTimeout is SHUTDOWN_TIMEOUT's default: the whole shutdown
+// of a service (consumers drained, NATS drained, HTTP stopped) fits well
+// under Kubernetes' default 30 s termination grace period.
+const DefaultShutdownTimeout = 20 * time.Second
+
+// ShutdownTimeout reads SHUTDOWN_TIMEOUT, the one budget for a service's
+// whole shutdown (default [DefaultShutdownTimeout]).
+func (e *Env) ShutdownTimeout() time.Duration {
+	return e.Duration("SHUTDOWN_TIMEOUT", DefaultShutdownTimeout)
+}
+
+// ShutdownContext returns the context every shutdown step shares: ctx's
+// values without its cancellation (ctx is the signal context, already
+// done), and one deadline timeout from now.
+func ShutdownContext(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), timeout)
+}
+
+// Remaining is the time left before ctx's deadline, at least a millisecond
+// (for steps that take a duration, such as [Drain]); a minute without one.
+func Remaining(ctx context.Context) time.Duration {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return time.Minute
+	}
+	return max(time.Until(d), time.Millisecond)
+}
