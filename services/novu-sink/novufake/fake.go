@@ -484,13 +484,7 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		panic(http.ErrAbortHandler)
 	}
-	h := w.Header()
-	for k, v := range ans.header {
-		h[k] = v
-	}
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(ans.code)
-	_, _ = w.Write(ans.body)
+	ans.write(w)
 }
 
 // answer is the answer being built for one call.
@@ -504,6 +498,17 @@ type answer struct {
 	replayed bool
 	drop     bool
 	delay    time.Duration
+}
+
+// write sends the answer: its headers, a JSON content type, the status and the body.
+func (a *answer) write(w http.ResponseWriter) {
+	h := w.Header()
+	for k, v := range a.header {
+		h[k] = v
+	}
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(a.code)
+	_, _ = w.Write(a.body)
 }
 
 func (a *answer) fail(code int, msg string) {

@@ -180,13 +180,7 @@ func (f *Fake) serveSync(w http.ResponseWriter, r *http.Request) {
 	if ans.delay > 0 && !sleep(r.Context(), ans.delay) {
 		return
 	}
-	h := w.Header()
-	for k, v := range ans.header {
-		h[k] = v
-	}
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(ans.code)
-	_, _ = w.Write(ans.body)
+	ans.write(w)
 }
 
 // syncEndpoint names the call of method on u, with the subscriber id or

@@ -131,12 +131,9 @@ func SyncCommands(sync Sync, ev events.Event, src Source, opts BuildOptions) ([]
 		if !sync.Subscribers {
 			return nil, nil
 		}
-		var v versionJSON
-		if err := decode(ev, &v); err != nil {
+		v, err := deletedObject(ev)
+		if err != nil {
 			return nil, err
-		}
-		if v.ID == "" {
-			return nil, fmt.Errorf("%w: %s has no data.id", ErrNoRecipient, ev.Type)
 		}
 		cmd = base
 		cmd.Kind, cmd.SubscriberID, cmd.UpdatedAt = events.SyncSubscriberDelete, v.ID, v.UpdatedAt
@@ -165,12 +162,9 @@ func SyncCommands(sync Sync, ev events.Event, src Source, opts BuildOptions) ([]
 		if sync.OrganizationTopics == "" {
 			return nil, nil
 		}
-		var v versionJSON
-		if err := decode(ev, &v); err != nil {
+		v, err := deletedObject(ev)
+		if err != nil {
 			return nil, err
-		}
-		if v.ID == "" {
-			return nil, fmt.Errorf("%w: %s has no data.id", ErrNoRecipient, ev.Type)
 		}
 		cmd = base
 		cmd.Kind, cmd.OrganizationID, cmd.TopicKey, cmd.UpdatedAt = events.SyncTopicDelete, v.ID, sync.TopicKey(v.ID), v.UpdatedAt
@@ -185,4 +179,16 @@ func SyncCommands(sync Sync, ev events.Event, src Source, opts BuildOptions) ([]
 		return nil, fmt.Errorf("%w: %w", ErrNoRecipient, err)
 	}
 	return []events.SyncCommand{cmd}, nil
+}
+
+// deletedObject reads the id and updated_at of a deleted user or organization.
+func deletedObject(ev events.Event) (versionJSON, error) {
+	var v versionJSON
+	if err := decode(ev, &v); err != nil {
+		return v, err
+	}
+	if v.ID == "" {
+		return v, fmt.Errorf("%w: %s has no data.id", ErrNoRecipient, ev.Type)
+	}
+	return v, nil
 }
