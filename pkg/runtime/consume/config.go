@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -237,6 +238,13 @@ func WithTracing(tracer trace.Tracer, prop propagation.TextMapPropagator) Option
 			r.prop = prop
 		}
 	}
+}
+
+// WithAttributes adds attrs(m) to the process span of each message and to
+// its dead letter's publish span (the router's svix id and event type, the
+// sink's workflow and transaction id), so both can be found by them.
+func WithAttributes(attrs func(m *Message) []attribute.KeyValue) Option {
+	return func(r *Runtime) { r.attrs = attrs }
 }
 
 // WithGate sets the gate consulted before every pull (default: always open).

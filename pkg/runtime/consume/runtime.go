@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -32,6 +33,7 @@ type Runtime struct {
 	tracer  trace.Tracer
 	prop    propagation.TextMapPropagator
 	observe Observer
+	attrs   func(*Message) []attribute.KeyValue
 
 	hand       *inHand
 	results    chan result
@@ -108,12 +110,25 @@ func (r *Runtime) Start(ctx context.Context) {
 	r.stopping = make(chan struct{})
 	r.loopDone = make(chan struct{})
 	r.aliveStop = make(chan struct{})
-	r.workCtx, r.cancelWork = context.WithCancel(context.WithoutCancel(ctx))
+	r.workCtx, r.cancelWork = context.WithCancel(context.WithValue(context.WithoutCancel(ctx), stoppingKey{}, r.stopping))
 	go r.hand.run(r.aliveStop)
 	go func() {
 		defer close(r.loopDone)
 		r.loopErr = r.loop()
 	}()
+}
+
+// stoppingKey keys the runtime's stopping channel in the handlers' context.
+type stoppingKey struct{}
+
+// Stopping returns a channel closed once [Runtime.Stop] is called, from a
+// handler's context (nil, which blocks forever, from any other). A handler
+// waiting on back-pressure (a rate-limit token, a Retry-After) selects on it
+// and returns a [Pause] at once: the message is NAKed for another instance
+// instead of holding the shutdown until its deadline.
+func Stopping(ctx context.Context) <-chan struct{} {
+	ch, _ := ctx.Value(stoppingKey{}).(chan struct{})
+	return ch
 }
 
 // Stop stops pulling (a pull in flight completes, so no message goes to a
@@ -129,10 +144,11 @@ func (r *Runtime) Stop(ctx context.Context) error {
 	r.stopOnce.Do(func() {
 		r.stopCtx = ctx
 		close(r.stopping)
+		<-r.loopDone
+		close(r.aliveStop)
+		r.cancelWork()
 	})
 	<-r.loopDone
-	close(r.aliveStop)
-	r.cancelWork()
 	return r.loopErr
 }
 

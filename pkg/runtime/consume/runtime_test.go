@@ -2,7 +2,6 @@ package consume_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strconv"
 	"sync"
@@ -95,34 +94,8 @@ func (e *env) settled(t *testing.T) func() bool {
 	}
 }
 
-// terminated subscribes to the consumer's MSG_TERMINATED advisories and
-// returns the stream sequences seen.
-func (e *env) terminated(t *testing.T) func() []uint64 {
-	t.Helper()
-	var mu sync.Mutex
-	var seqs []uint64
-	sub, err := e.nc.Subscribe("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.>", func(m *nats.Msg) {
-		var adv struct {
-			StreamSeq uint64 `json:"stream_seq"`
-		}
-		_ = json.Unmarshal(m.Data, &adv)
-		mu.Lock()
-		seqs = append(seqs, adv.StreamSeq)
-		mu.Unlock()
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	if err := e.nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	return func() []uint64 {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]uint64(nil), seqs...)
-	}
-}
+// terminated lists the stream sequences terminated so far.
+func (e *env) terminated(t *testing.T) func() []uint64 { return eventstest.Terminations(t, e.nc) }
 
 func TestAck(t *testing.T) {
 	e := newEnv(t, time.Second, 10, nil)

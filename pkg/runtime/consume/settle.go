@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+	"unicode/utf8"
 
 	"github.com/clerknovu/pipeline/pkg/events"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -25,7 +27,7 @@ func (r *Runtime) work(ms []*Message) {
 	spans := make([]trace.Span, len(ms))
 	for i, m := range ms {
 		m.Calls++
-		m.ctx, spans[i] = events.StartProcess(r.workCtx, r.tracer, r.prop, m.Subject, m.Header)
+		m.ctx, spans[i] = events.StartProcess(r.workCtx, r.tracer, r.prop, m.Subject, m.Header, r.spanAttrs(m)...)
 	}
 	var verdicts []Verdict
 	if len(ms) == 1 && (r.batch == nil || r.batch.min > 1) {
@@ -59,6 +61,14 @@ func (r *Runtime) work(ms []*Message) {
 		}
 		events.EndSpan(spans[i], errors.Join(spanErr, s.Err))
 	}
+}
+
+// spanAttrs are [WithAttributes]'s attributes for m.
+func (r *Runtime) spanAttrs(m *Message) []attribute.KeyValue {
+	if r.attrs == nil {
+		return nil
+	}
+	return r.attrs(m)
 }
 
 func (r *Runtime) notify(m *Message, v Verdict, s Settlement) {
@@ -176,7 +186,7 @@ func (r *Runtime) deadLetter(m *Message, reason string, d Details) Settlement {
 
 func (r *Runtime) publishDeadLetter(m *Message, dl events.DeadLetter, limit int64) (err error) {
 	msg := dl.Msg(m.Data, m.Header, events.WithMaxPayload(limit))
-	ctx, span := events.StartPublish(m.ctx, r.tracer, r.prop, msg)
+	ctx, span := events.StartPublish(m.ctx, r.tracer, r.prop, msg, r.spanAttrs(m)...)
 	defer func() { events.EndSpan(span, err) }()
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
 	defer cancel()
@@ -200,10 +210,14 @@ func (r *Runtime) maxPayload() int64 {
 	return 0
 }
 
-// truncate cuts s to at most n bytes.
+// truncate cuts s to at most n bytes, backing up to a rune boundary.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n]
+	cut := n
+	for cut > n-utf8.UTFMax && cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }

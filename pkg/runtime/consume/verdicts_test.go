@@ -237,6 +237,9 @@ func TestShutdownDeadlineCancelsHandlers(t *testing.T) {
 	if err := rt.Stop(ctx); !errors.Is(err, consume.ErrShutdownDeadline) {
 		t.Fatalf("stop = %v, want ErrShutdownDeadline", err)
 	}
+	if err := rt.Stop(ctx); !errors.Is(err, consume.ErrShutdownDeadline) { // a second Stop is harmless
+		t.Fatalf("second stop = %v, want the same error", err)
+	}
 	eventstest.Eventually(t, waitFor, "the canceled handler's message NAKed, not acked", func() bool {
 		ci := e.info(t)
 		return ci.AckFloor.Stream == 0 && ci.NumAckPending+ci.NumRedelivered+int(ci.NumPending) >= 1
@@ -306,5 +309,108 @@ func TestDeadLetterFitsASmallMaxPayload(t *testing.T) {
 	}
 	if dl.Header.Get(events.DLQSourceSequenceHeader) != "1" || dl.Header.Get(events.DLQSourceStreamHeader) != events.StreamClerk {
 		t.Errorf("pointer %s/%s, want CLERK/1", dl.Header.Get(events.DLQSourceStreamHeader), dl.Header.Get(events.DLQSourceSequenceHeader))
+	}
+}
+
+func TestGateIsAskedBeforeEveryPullAndCapsIt(t *testing.T) {
+	e := newEnv(t, 5*time.Second, 10, nil)
+	for i := range 6 {
+		e.publish(t, "msg_gate_"+strconv.Itoa(i), []byte(`{}`))
+	}
+	open := make(chan struct{})
+	var mu sync.Mutex
+	var asked []int
+	var handled atomic.Int32
+	var inFlight, most atomic.Int32
+	gate := consume.GateFunc(func(ctx context.Context, n int) (int, error) {
+		mu.Lock()
+		asked = append(asked, n)
+		mu.Unlock()
+		select {
+		case <-open:
+			return 1, nil // one at a time, as a half-open breaker would
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	})
+	rt, err := consume.New(e.cons, e.js, func(_ context.Context, m *consume.Message) consume.Verdict {
+		now := inFlight.Add(1)
+		for {
+			old := most.Load()
+			if now <= old || most.CompareAndSwap(old, now) {
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+		inFlight.Add(-1)
+		handled.Add(1)
+		return consume.Ack()
+	}, fastConfig(), consume.WithGate(gate))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, rt)
+	time.Sleep(200 * time.Millisecond)
+	if n := handled.Load(); n != 0 {
+		t.Fatalf("%d handled while the gate was closed, want 0", n)
+	}
+	if ci := e.info(t); ci.Delivered.Consumer != 0 {
+		t.Fatalf("%d delivered while the gate was closed, want 0: the backlog stays in the stream", ci.Delivered.Consumer)
+	}
+	close(open)
+	eventstest.Eventually(t, waitFor, "all handled", func() bool { return handled.Load() == 6 })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(asked) < 6 || asked[0] != consume.DefaultConcurrency {
+		t.Errorf("gate asked %v, want once per pull (at least 6), first for %d", asked, consume.DefaultConcurrency)
+	}
+}
+
+func TestStoppingTellsAWaitingHandlerToPause(t *testing.T) {
+	e := newEnv(t, 30*time.Second, 10, nil)
+	e.publish(t, "msg_waiting", []byte(`{}`))
+	started := make(chan struct{})
+	var calls atomic.Int32
+	rt, err := consume.New(e.cons, e.js, func(ctx context.Context, m *consume.Message) consume.Verdict {
+		if calls.Add(1) == 1 {
+			close(started)
+		}
+		select { // waiting for a rate-limit token that comes late
+		case <-consume.Stopping(ctx):
+			return consume.Pause(time.Now().Add(time.Minute), errors.New("stopping"))
+		case <-time.After(time.Minute):
+			return consume.Ack()
+		}
+	}, fastConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt.Start(t.Context())
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rt.Stop(ctx); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	// NAKed at once: a second instance gets it well before the 30 s ack wait.
+	got := make(chan uint64, 1)
+	rt2, err := consume.New(e.cons, e.js, func(_ context.Context, m *consume.Message) consume.Verdict {
+		select {
+		case got <- m.NumDelivered:
+		default:
+		}
+		return consume.Ack()
+	}, fastConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, rt2)
+	select {
+	case n := <-got:
+		if n != 2 {
+			t.Errorf("redelivered as delivery %d, want 2", n)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("the held message was not returned at shutdown")
 	}
 }

@@ -40,18 +40,40 @@ type item struct {
 	ctx context.Context // the message's context, with its process span
 }
 
-// decode reads m's command and names it on the process span; a command that
-// does not decode gets its dead-letter verdict instead.
+// decode reads m's command; a command that does not decode gets its
+// dead-letter verdict instead.
 func decode(m *rt.Message) (*item, rt.Verdict) {
 	cmd, err := events.ParseCommand(m.Data)
 	if err != nil {
 		return nil, rt.DeadLetter(err.Error()).WithLabel(statusInvalid)
 	}
 	it := &item{m: m, cmd: cmd, ctx: m.Context()}
+	// The body is the authority when the headers are missing (a command
+	// republished by hand).
 	trace.SpanFromContext(it.ctx).SetAttributes(events.WorkflowIDKey.String(cmd.WorkflowID),
 		events.TransactionIDKey.String(cmd.TransactionID),
 		events.SvixIDKey.String(cmd.SvixID))
 	return it, rt.Verdict{}
+}
+
+// spanAttributes name a command on its process span and its dead letter's
+// publish span (the runtime's WithAttributes), from the headers the router
+// sets, so an undecodable command is named too.
+func spanAttributes(m *rt.Message) []attribute.KeyValue {
+	attrs := make([]attribute.KeyValue, 0, 3)
+	for _, a := range [...]struct {
+		key    attribute.Key
+		header string
+	}{
+		{events.WorkflowIDKey, events.WorkflowIDHeader},
+		{events.TransactionIDKey, events.TransactionIDHeader},
+		{events.SvixIDKey, events.SvixIDHeader},
+	} {
+		if v := m.Header.Get(a.header); v != "" {
+			attrs = append(attrs, a.key.String(v))
+		}
+	}
+	return attrs
 }
 
 // handle is the runtime's handler of one message.

@@ -208,6 +208,7 @@ func (s *Sink) Run(ctx context.Context, src Source) error {
 	opts := []rt.Option{
 		rt.WithLogger(s.log),
 		rt.WithTracing(s.tracer, s.prop),
+		rt.WithAttributes(spanAttributes),
 		rt.WithObserver(s.observe),
 	}
 	if !s.cfg.DryRun {

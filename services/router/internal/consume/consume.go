@@ -192,7 +192,7 @@ const labelSkipped = OutcomeSkipped
 func (h *Handler) Handle(ctx context.Context, msg *rtconsume.Message) rtconsume.Verdict {
 	d := newDelivery(msg)
 	err := h.process(ctx, msg, &d)
-	trace.SpanFromContext(ctx).SetAttributes(events.SvixIDKey.String(d.svixID), events.EventTypeKey.String(d.eventType))
+	trace.SpanFromContext(ctx).SetAttributes(events.EventTypeKey.String(d.eventType)) // the parsed type
 	switch {
 	case err == nil:
 		return rtconsume.Ack()
@@ -227,6 +227,13 @@ func (h *Handler) Observe(_ context.Context, msg *rtconsume.Message, v rtconsume
 	}
 	typ, _ := events.EventTypeFromSubject(msg.Subject)
 	h.metrics.Events.WithLabelValues(typeLabel(typ), outcome).Inc()
+}
+
+// SpanAttributes are the svix id and event type of msg, on its process span
+// and its dead letter's publish span.
+func (h *Handler) SpanAttributes(msg *rtconsume.Message) []attribute.KeyValue {
+	d := newDelivery(msg)
+	return []attribute.KeyValue{events.SvixIDKey.String(d.svixID), events.EventTypeKey.String(d.eventType)}
 }
 
 // typeLabel is typ when Clerk's catalog lists it, else [OtherType].

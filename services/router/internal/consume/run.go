@@ -26,7 +26,8 @@ func Start(ctx context.Context, cons rtconsume.Source, h *Handler, concurrency i
 		BackoffMin:     h.cfg.BackoffMin,
 		BackoffMax:     h.cfg.BackoffMax,
 		PublishTimeout: h.cfg.PublishTimeout,
-	}, rtconsume.WithLogger(h.log), rtconsume.WithTracing(h.tracer, h.propagator), rtconsume.WithObserver(h.Observe))
+	}, rtconsume.WithLogger(h.log), rtconsume.WithTracing(h.tracer, h.propagator), rtconsume.WithObserver(h.Observe),
+		rtconsume.WithAttributes(h.SpanAttributes))
 	if err != nil {
 		return nil, err
 	}

@@ -4,46 +4,15 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
 	"github.com/clerknovu/pipeline/pkg/runtime/eventstest"
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
-
-// terminations subscribes to the MSG_TERMINATED advisories of every
-// consumer and returns the stream sequences terminated so far.
-func terminations(t *testing.T, nc *nats.Conn) func() []uint64 {
-	t.Helper()
-	var mu sync.Mutex
-	var seqs []uint64
-	sub, err := nc.Subscribe("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.>", func(m *nats.Msg) {
-		var adv struct {
-			StreamSeq uint64 `json:"stream_seq"`
-		}
-		_ = json.Unmarshal(m.Data, &adv)
-		mu.Lock()
-		seqs = append(seqs, adv.StreamSeq)
-		mu.Unlock()
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	return func() []uint64 {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]uint64(nil), seqs...)
-	}
-}
 
 // consumerInfo returns the router consumer's state.
 func consumerInfo(t *testing.T, js jetstream.JetStream) *jetstream.ConsumerInfo {
@@ -67,7 +36,7 @@ func TestCommandOverMaxPayloadIsDeadLetteredOnceTruncated(t *testing.T) {
 	const maxPayload = 64 << 10
 	s := eventstest.RunServerWith(t, func(o *server.Options) { o.MaxPayload = maxPayload })
 	nc, js := eventstest.Connect(t, s.ClientURL())
-	terminated := terminations(t, nc)
+	terminated := eventstest.Terminations(t, nc)
 	m := NewMetrics()
 	start(t, js, NewHandler(fastConfig(), js, rules(t, ""), WithMetrics(m)), 2)
 
@@ -125,7 +94,7 @@ func TestCommandOverMaxPayloadIsDeadLetteredOnceTruncated(t *testing.T) {
 func TestKeptFailingStopsAtMaxDeliverTerminated(t *testing.T) {
 	s := eventstest.RunServer(t)
 	nc, js := eventstest.Connect(t, s.ClientURL())
-	terminated := terminations(t, nc)
+	terminated := eventstest.Terminations(t, nc)
 	deleteStream(t, js, events.StreamNovu)
 	cfg := fastConfig()
 	cfg.MaxDeliver = 3
