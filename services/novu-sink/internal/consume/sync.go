@@ -126,7 +126,7 @@ func NewSync(cfg Config, deps SyncDeps) (*SyncSink, error) {
 func (s *SyncSink) Run(ctx context.Context, src Source) error {
 	s.stopping = ctx
 	cfg := s.runtimeConfig(func(subject string) string { return strings.TrimPrefix(subject, "novu.") }) // dlq.sink.sync.<kind>
-	opts := []rt.Option{rt.WithLogger(s.log), rt.WithTracing(s.tracer, s.prop), rt.WithObserver(s.observeSync)}
+	opts := []rt.Option{rt.WithLogger(s.log), rt.WithTracing(s.tracer, s.prop), rt.WithAttributes(spanAttributes), rt.WithObserver(s.observeSync)}
 	if !s.cfg.DryRun {
 		opts = append(opts, rt.WithGate(rt.GateFunc(s.gate)))
 	}
@@ -146,7 +146,6 @@ func (s *SyncSink) handleSync(_ context.Context, m *rt.Message) rt.Verdict {
 		return rt.DeadLetter(err.Error()).WithLabel(statusInvalid)
 	}
 	ctx := m.Context()
-	trace.SpanFromContext(ctx).SetAttributes(events.SvixIDKey.String(cmd.SvixID))
 	if s.cfg.DryRun {
 		s.log.InfoContext(ctx, "dry run: would sync Novu", "kind", cmd.Kind, "subscriber_id", cmd.SubscriberKey(), "topic_key", cmd.TopicKey, "svix_id", cmd.SvixID)
 		return rt.Ack().WithLabel(statusNone)
