@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/clerknovu/pipeline/pkg/events v0.0.0
+	github.com/expr-lang/expr v1.17.8
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
@@ -12,8 +13,6 @@ require (
 	go.opentelemetry.io/otel/trace v1.47.0
 	gopkg.in/yaml.v3 v3.0.1
 )
-
-require github.com/expr-lang/expr v1.17.8
 
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
