@@ -312,21 +312,14 @@ func (s *Sink) observe(_ context.Context, _ *rt.Message, v rt.Verdict, st rt.Set
 	if status == "" {
 		status = statusNotSent
 	}
-	var out string
-	switch st.Outcome {
-	case rt.Acked:
+	// The runtime's names (retried, dead_lettered, paused, returned), but
+	// an ack is a delivery.
+	out := st.Outcome.String()
+	if st.Outcome == rt.Acked {
 		out = outcomeDelivered
 		if s.cfg.DryRun {
 			out = outcomeDryRun
 		}
-	case rt.Retried:
-		out = outcomeRetried
-	case rt.DeadLettered:
-		out = outcomeDeadLettered
-	case rt.Paused:
-		out = outcomePaused
-	default:
-		out = outcomeReturned
 	}
 	s.m.triggers.WithLabelValues(out, status).Inc()
 }

@@ -4,17 +4,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Outcome label values of sink_triggers_total.
+// Outcome label values of sink_triggers_total besides the runtime's
+// (retried, dead_lettered, and the non-final paused and returned).
 const (
-	outcomeDelivered    = "delivered"
-	outcomeRetried      = "retried"
-	outcomeDeadLettered = "dead_lettered"
-	outcomeDryRun       = "dry_run"
-	// outcomePaused counts a Pause: the message is held (429, Retry-After,
-	// an outage, the open breaker) and handled again; it is not final.
-	outcomePaused = "paused"
-	// outcomeReturned counts a message given back at shutdown, for another instance.
-	outcomeReturned = "returned"
+	outcomeDelivered = "delivered"
+	outcomeDryRun    = "dry_run"
 )
 
 // Status label values of sink_triggers_total besides HTTP status codes and "error".
