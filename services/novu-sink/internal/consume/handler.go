@@ -308,20 +308,25 @@ func (s *Sink) dryRun(it *item) rt.Verdict {
 
 // observe is the runtime's observer: it counts every settlement.
 func (s *Sink) observe(_ context.Context, _ *rt.Message, v rt.Verdict, st rt.Settlement) {
-	status := v.Label()
+	s.m.triggers.WithLabelValues(s.labels(v, st)).Inc()
+}
+
+// labels are the outcome and status labels of a settlement: the runtime's
+// names (retried, dead_lettered, paused, returned), but an ack is a
+// delivery (or a dry run), and the status is the verdict's label.
+func (s *Sink) labels(v rt.Verdict, st rt.Settlement) (out, status string) {
+	status = v.Label()
 	if status == "" {
 		status = statusNotSent
 	}
-	// The runtime's names (retried, dead_lettered, paused, returned), but
-	// an ack is a delivery.
-	out := st.Outcome.String()
+	out = st.Outcome.String()
 	if st.Outcome == rt.Acked {
 		out = outcomeDelivered
 		if s.cfg.DryRun {
 			out = outcomeDryRun
 		}
 	}
-	s.m.triggers.WithLabelValues(out, status).Inc()
+	return out, status
 }
 
 // observeEndToEnd records now minus when the receiver accepted the webhook.

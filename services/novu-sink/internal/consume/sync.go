@@ -31,6 +31,9 @@ var _ SyncNotifier = (*novu.Client)(nil)
 // errSyncState is the cause of a pause while the sync state bucket fails.
 var errSyncState = errors.New("sync state unavailable")
 
+// syncSkipped prefixes the label of a sync command skipped by syncorder.
+const syncSkipped = "skipped:"
+
 // SyncDeps are the sync sink's collaborators.
 type SyncDeps struct {
 	// Logger, TracerProvider, Propagator, Registerer and Publisher as in
@@ -164,7 +167,7 @@ func (s *SyncSink) handleSync(_ context.Context, m *rt.Message) rt.Verdict {
 		// The bucket is out, not the message: hold it without using a delivery.
 		return rt.Pause(time.Now().Add(s.cfg.RetryBase), fmt.Errorf("%w: %w", errSyncState, err)).WithLabel(statusNotSent)
 	case d.Skipped:
-		return rt.Ack().WithLabel("skipped:" + d.Reason)
+		return rt.Ack().WithLabel(syncSkipped + d.Reason)
 	}
 	return v
 }
@@ -204,27 +207,9 @@ func (s *SyncSink) call(ctx context.Context, m *rt.Message, cmd events.SyncComma
 // observeSync counts every settlement by kind.
 func (s *SyncSink) observeSync(_ context.Context, m *rt.Message, v rt.Verdict, st rt.Settlement) {
 	kind := strings.TrimPrefix(m.Subject, events.NovuSyncSubjectPrefix)
-	status := v.Label()
-	if status == "" {
-		status = statusNotSent
-	}
-	var out string
-	switch st.Outcome {
-	case rt.Acked:
-		out = outcomeDelivered
-		if reason, ok := strings.CutPrefix(status, "skipped:"); ok {
-			out, status = "skipped", reason
-		} else if s.cfg.DryRun {
-			out = outcomeDryRun
-		}
-	case rt.Retried:
-		out = outcomeRetried
-	case rt.DeadLettered:
-		out = outcomeDeadLettered
-	case rt.Paused:
-		out = outcomePaused
-	default:
-		out = outcomeReturned
+	out, status := s.labels(v, st)
+	if reason, ok := strings.CutPrefix(status, syncSkipped); ok && st.Outcome == rt.Acked {
+		out, status = "skipped", reason
 	}
 	s.commands.WithLabelValues(kind, out, status).Inc()
 }
