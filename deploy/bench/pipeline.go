@@ -30,6 +30,12 @@ const (
 // Each service's ops listen address setting (/readyz, /metrics, pprof).
 var addrEnv = map[string]string{"receiver": "RECEIVER_OPS_ADDR", "router": "ROUTER_OPS_ADDR", "novu-sink": "SINK_OPS_ADDR"}
 
+// legacyAddrEnv is the router's and the sink's ops address setting before
+// the *_OPS_ADDR names, set too so -services-from can run older checkouts
+// (today's services ignore it). An older receiver serves /readyz on its
+// webhook address, which [proc.waitReady] also polls.
+var legacyAddrEnv = map[string]string{"router": "ROUTER_ADDR", "novu-sink": "SINK_ADDR"}
+
 // receiverAddrEnv is the receiver's webhook listen address setting.
 const receiverAddrEnv = "RECEIVER_ADDR"
 
@@ -192,6 +198,9 @@ func (l *launcher) startExec(ctx context.Context, env map[string]string) (*pipel
 		}
 		vars := maps.Clone(common)
 		vars[addrEnv[s.name]] = addr
+		if legacy, ok := legacyAddrEnv[s.name]; ok {
+			vars[legacy] = addr
+		}
 		webhookAddr := ""
 		if s.name == "receiver" {
 			if webhookAddr, err = freeAddr(); err != nil {
@@ -215,6 +224,7 @@ func (l *launcher) startExec(ctx context.Context, env map[string]string) (*pipel
 		p.procs = append(p.procs, pr)
 		if s.name == "receiver" {
 			p.receiverURL = pr.baseURL
+			pr.altURL = "http://" + webhookAddr
 			p.webhookURL = "http://" + webhookAddr + receiverPath
 		}
 	}

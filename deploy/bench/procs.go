@@ -64,6 +64,9 @@ func findWorkspace(ctx context.Context, dir string) (string, error) {
 type proc struct {
 	name    string
 	baseURL string
+	// altURL, when set, is also polled for /readyz (an older receiver
+	// serves it on its webhook address).
+	altURL  string
 	cmd     *exec.Cmd
 	logPath string
 	done    chan struct{}
@@ -121,17 +124,22 @@ func (p *proc) waitReady(ctx context.Context, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	client := &http.Client{Timeout: 2 * time.Second}
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.baseURL+"/readyz", nil)
+	ready := func(base string) bool {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
 		if err != nil {
-			return err
+			return false
 		}
-		if resp, err := client.Do(req); err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+		resp, err := client.Do(req)
+		if err != nil {
+			return false
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	for {
+		if ready(p.baseURL) || (p.altURL != "" && ready(p.altURL)) {
+			return nil
 		}
 		select {
 		case <-p.done:

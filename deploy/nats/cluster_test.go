@@ -47,13 +47,19 @@ func runCluster(t *testing.T, n int) []*server.Server {
 		o.Routes = server.RoutesFromStr(strings.Join(routes, ","))
 		servers[i] = runServer(t, o)
 	}
-	eventstest.Eventually(t, 20*time.Second, "a JetStream meta leader", func() bool {
+	// A meta leader that knows every peer, and every server current: before
+	// that, an R3 stream's placement can fail with "peer offline".
+	eventstest.Eventually(t, 20*time.Second, "a JetStream meta leader with every peer current", func() bool {
+		leader := false
 		for _, s := range servers {
+			if !s.JetStreamIsCurrent() {
+				return false
+			}
 			if s.JetStreamIsLeader() {
-				return true
+				leader = len(s.JetStreamClusterPeers()) == n
 			}
 		}
-		return false
+		return leader
 	})
 	return servers
 }

@@ -87,3 +87,30 @@ func FakeNovuEnv(url, key string) map[string]string {
 		"NOVU_FETCH_WAIT": "100ms",
 	}
 }
+
+// SyncRulesFileName is the rules file devstack gives the router when
+// ROUTES_FILE is not set, in the data directory: it turns sync on (every
+// user mirrored as a Novu subscriber, every organization as a topic) over
+// the built-in rules.
+const SyncRulesFileName = "routes-sync.yaml"
+
+// SyncRules is the content of [SyncRulesFileName].
+const SyncRules = `# Written by devstack: mirror Clerk users and organizations into Novu,
+# over the built-in rules. Set ROUTES_FILE to use your own rules instead.
+sync:
+  subscribers: true
+  organizationTopics: "org-{organization_id}"
+rules: []
+`
+
+// WriteSyncRules writes [SyncRules] to dir and returns its path.
+func WriteSyncRules(dir string) (string, error) {
+	path := filepath.Join(dir, SyncRulesFileName)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("create %s: %w", dir, err)
+	}
+	if err := os.WriteFile(path, []byte(SyncRules), 0o600); err != nil {
+		return "", fmt.Errorf("write sync rules: %w", err)
+	}
+	return path, nil
+}

@@ -292,6 +292,13 @@ func (st *Stack) environment(o Options) (func(string) string, error) {
 	if base("NOVU_SECRET_KEY") == "" && base("NOVU_SECRET_KEY_FILE") == "" {
 		defaults["NOVU_DRY_RUN"] = "true"
 	}
+	if base("ROUTES_FILE") == "" {
+		path, err := WriteSyncRules(o.Dir)
+		if err != nil {
+			return nil, err
+		}
+		defaults["ROUTES_FILE"] = path
+	}
 	if base(SigningSecretEnv) == "" && base(SigningSecretEnv+"_FILE") == "" {
 		secret, path, err := LoadOrCreateSecret(o.Dir)
 		if err != nil {

@@ -87,30 +87,31 @@ func newStreamConfig(opts []StreamOption) streamConfig {
 // retry schedule.
 func ClerkStream(opts ...StreamOption) jetstream.StreamConfig {
 	c := newStreamConfig(opts)
-	return c.stream(StreamClerk, ClerkSubjectsAll, "Verified Clerk webhooks, one message per svix-id", c.maxAge, c.duplicateWindow)
+	return c.stream(StreamClerk, "Verified Clerk webhooks, one message per svix-id", c.maxAge, c.duplicateWindow, ClerkSubjectsAll)
 }
 
-// NovuStream is the configuration of [StreamNovu]: trigger commands, deduplicated
-// by transactionId over the same window as CLERK.
+// NovuStream is the configuration of [StreamNovu]: trigger commands,
+// deduplicated by transactionId, and subscriber and topic sync commands,
+// deduplicated by their id, over the same window as CLERK.
 func NovuStream(opts ...StreamOption) jetstream.StreamConfig {
 	c := newStreamConfig(opts)
-	return c.stream(StreamNovu, NovuTriggerSubjectsAll, "Novu trigger commands, one message per transactionId", c.maxAge, c.duplicateWindow)
+	return c.stream(StreamNovu, "Novu trigger commands, one message per transactionId; sync commands, one per id", c.maxAge, c.duplicateWindow, NovuTriggerSubjectsAll, NovuSyncSubjectsAll)
 }
 
 // DLQStream is the configuration of [StreamDLQ]: dead letters from every stage,
 // kept for a month.
 func DLQStream(opts ...StreamOption) jetstream.StreamConfig {
 	c := newStreamConfig(opts)
-	return c.stream(StreamDLQ, DLQSubjectsAll, "Dead letters: events and commands that cannot be delivered, with the reason in headers", c.dlqMaxAge, DLQDuplicateWindow)
+	return c.stream(StreamDLQ, "Dead letters: events and commands that cannot be delivered, with the reason in headers", c.dlqMaxAge, DLQDuplicateWindow, DLQSubjectsAll)
 }
 
-// stream is the shape every stream of the pipeline shares: one subject
-// wildcard, limits retention, discard old.
-func (c streamConfig) stream(name, subjects, description string, maxAge, duplicates time.Duration) jetstream.StreamConfig {
+// stream is the shape every stream of the pipeline shares: subject
+// wildcards, limits retention, discard old.
+func (c streamConfig) stream(name, description string, maxAge, duplicates time.Duration, subjects ...string) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        name,
 		Description: description,
-		Subjects:    []string{subjects},
+		Subjects:    subjects,
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     c.storage,
 		MaxAge:      maxAge,
@@ -255,5 +256,34 @@ func Declared(o ResourceOptions) Resources {
 	if o.RoutesBucket != "" {
 		r.Buckets = append(r.Buckets, RoutesBucket(o.RoutesBucket, o.Streams...))
 	}
+	r.Buckets = append(r.Buckets, SyncStateKV(o.Streams...))
 	return r
+}
+
+// SyncStateBucket is the KV bucket where the sink keeps, per user, per
+// organization membership and per organization, the last sync applied to
+// Novu, so that sync commands delivered out of order are applied in order and
+// a deleted user is never re-created.
+const SyncStateBucket = "NOVU_SYNC_STATE"
+
+// syncStateMargin is how much longer than the longest replay window the sync
+// state is kept.
+const syncStateMargin = 24 * time.Hour
+
+// SyncStateKV is the configuration of [SyncStateBucket]. Its TTL outlasts
+// every window in which a command can still arrive: the max age of CLERK
+// and NOVU (a redelivery or a replay) and of DLQ (a redriven dead letter),
+// plus a day; a shorter TTL would let a late user.updated re-create a user
+// whose deletion has been forgotten. One value per key (history 1): the
+// revision is what instances compare-and-set on.
+func SyncStateKV(opts ...StreamOption) jetstream.KeyValueConfig {
+	c := newStreamConfig(opts)
+	return jetstream.KeyValueConfig{
+		Bucket:      SyncStateBucket,
+		Description: "Last sync applied to Novu per user, membership and organization (order safety)",
+		History:     1,
+		TTL:         max(c.maxAge, c.dlqMaxAge) + syncStateMargin,
+		Storage:     c.storage,
+		Replicas:    c.replicas,
+	}
 }

@@ -11,17 +11,18 @@ import (
 func TestStreamDefaults(t *testing.T) {
 	tests := []struct {
 		cfg             jetstream.StreamConfig
-		name, subject   string
+		name            string
+		subjects        []string
 		maxAge, dupeWin time.Duration
 	}{
-		{cfg: ClerkStream(), name: StreamClerk, subject: "clerk.>", maxAge: 7 * 24 * time.Hour, dupeWin: 36 * time.Hour},
-		{cfg: NovuStream(), name: StreamNovu, subject: "novu.trigger.>", maxAge: 7 * 24 * time.Hour, dupeWin: 36 * time.Hour},
-		{cfg: DLQStream(), name: StreamDLQ, subject: "dlq.>", maxAge: 30 * 24 * time.Hour, dupeWin: time.Hour},
+		{cfg: ClerkStream(), name: StreamClerk, subjects: []string{"clerk.>"}, maxAge: 7 * 24 * time.Hour, dupeWin: 36 * time.Hour},
+		{cfg: NovuStream(), name: StreamNovu, subjects: []string{"novu.trigger.>", "novu.sync.>"}, maxAge: 7 * 24 * time.Hour, dupeWin: 36 * time.Hour},
+		{cfg: DLQStream(), name: StreamDLQ, subjects: []string{"dlq.>"}, maxAge: 30 * 24 * time.Hour, dupeWin: time.Hour},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := tt.cfg
-			if c.Name != tt.name || !slices.Equal(c.Subjects, []string{tt.subject}) {
+			if c.Name != tt.name || !slices.Equal(c.Subjects, tt.subjects) {
 				t.Errorf("name %q subjects %q", c.Name, c.Subjects)
 			}
 			if c.MaxAge != tt.maxAge || c.Duplicates != tt.dupeWin {
@@ -153,10 +154,11 @@ func TestDeclared(t *testing.T) {
 	if r.Consumers[0].Config.AckWait != time.Minute {
 		t.Errorf("router ack wait %v", r.Consumers[0].Config.AckWait)
 	}
-	if len(r.Buckets) != 1 || r.Buckets[0].Bucket != "ROUTES" || r.Buckets[0].Replicas != 3 || r.Buckets[0].History != RoutesBucketHistory {
+	if len(r.Buckets) != 2 || r.Buckets[0].Bucket != "ROUTES" || r.Buckets[0].Replicas != 3 || r.Buckets[0].History != RoutesBucketHistory ||
+		r.Buckets[1].Bucket != SyncStateBucket || r.Buckets[1].Replicas != 3 {
 		t.Errorf("buckets %+v", r.Buckets)
 	}
-	if r := Declared(ResourceOptions{}); len(r.Buckets) != 0 {
-		t.Errorf("no bucket name, buckets %+v", r.Buckets)
+	if r := Declared(ResourceOptions{}); len(r.Buckets) != 1 || r.Buckets[0].Bucket != SyncStateBucket {
+		t.Errorf("no routes bucket name: buckets %+v, want only %s", r.Buckets, SyncStateBucket)
 	}
 }

@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/clerknovu/pipeline/pkg/events v0.0.0
+	github.com/expr-lang/expr v1.17.8
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0

@@ -31,7 +31,7 @@ func TestPlanOnEmptyServerCreatesEverything(t *testing.T) {
 	for _, c := range changes {
 		got = append(got, c.String())
 	}
-	want := []string{"create consumer CLERK/router", "create consumer NOVU/novu-sink", "create consumer NOVU/novu-sink-sync", "create kv ROUTES"}
+	want := []string{"create consumer CLERK/router", "create consumer NOVU/novu-sink", "create consumer NOVU/novu-sink-sync", "create kv ROUTES", "create kv NOVU_SYNC_STATE"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("plan %q, want %q", got, want)
 	}

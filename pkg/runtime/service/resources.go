@@ -30,16 +30,18 @@ const (
 func (e *Env) Resources() events.ResourceOptions {
 	nc := e.NATS()
 	novuTimeout := e.Duration("NOVU_TIMEOUT", DefaultNovuTimeout)
+	sink := []events.ConsumerOption{
+		events.WithAckWait(e.Duration("NOVU_ACK_WAIT", max(30*time.Second, 3*novuTimeout))),
+		events.WithMaxDeliver(consume.ServerMaxDeliver(e.Int("NOVU_MAX_DELIVER", DefaultSinkMaxDeliver, 1))),
+	}
 	return events.ResourceOptions{
 		Streams: nc.StreamOptions(),
 		Router: []events.ConsumerOption{
 			events.WithAckWait(e.Duration("ROUTER_ACK_WAIT", DefaultRouterAckWait)),
 			events.WithMaxDeliver(consume.ServerMaxDeliver(e.Int("ROUTER_MAX_DELIVER", DefaultRouterMaxDeliver, 1))),
 		},
-		Sink: []events.ConsumerOption{
-			events.WithAckWait(e.Duration("NOVU_ACK_WAIT", max(30*time.Second, 3*novuTimeout))),
-			events.WithMaxDeliver(consume.ServerMaxDeliver(e.Int("NOVU_MAX_DELIVER", DefaultSinkMaxDeliver, 1))),
-		},
+		Sink:         sink,
+		SinkSync:     sink, // the sink shapes both of its consumers alike
 		RoutesBucket: e.Lookup("ROUTES_KV_BUCKET"),
 	}
 }

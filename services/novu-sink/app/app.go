@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
@@ -21,6 +22,7 @@ import (
 	"github.com/clerknovu/pipeline/services/novu-sink/internal/novu"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // ServiceName names the service in NATS connections, logs and traces.
@@ -58,6 +60,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	log := deps.Logger
 
 	var notifier consume.Notifier
+	var syncNotifier consume.SyncNotifier
 	if !cfg.DryRun {
 		hc := deps.HTTPClient
 		if hc == nil {
@@ -70,7 +73,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 			return err
 		}
 		defer client.CloseIdleConnections()
-		notifier = client
+		notifier, syncNotifier = client, client
 	}
 
 	consumeBudget, drainBudget := shutdownShares(cfg.ShutdownTimeout)
@@ -88,7 +91,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 
-	sink, err := consume.New(consume.Config{
+	sinkCfg := consume.Config{
 		Concurrency:     cfg.Concurrency,
 		Bulk:            cfg.Bulk,
 		BulkMin:         cfg.BulkMin,
@@ -102,14 +105,16 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 		FetchWait:       cfg.FetchWait,
 		ShutdownTimeout: consumeBudget,
 		DryRun:          cfg.DryRun,
-	}, consume.Deps{
+	}
+	sinkDeps := consume.Deps{
 		Logger:         log,
 		TracerProvider: deps.Telemetry.TracerProvider,
 		Propagator:     deps.Telemetry.Propagator,
 		Registerer:     deps.Registry,
 		Notifier:       notifier,
 		Publisher:      js,
-	})
+	}
+	sink, err := consume.New(sinkCfg, sinkDeps)
 	if err != nil {
 		return err
 	}
@@ -140,12 +145,22 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 		_ = srv.Shutdown(sctx)
 	}()
 
-	cons, err := createConsumer(ctx, nc, js, cfg, log)
+	cons, err := createConsumer(ctx, nc, js, cfg, events.SinkConsumer(cfg.consumerOptions()...), nil, log)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
+	}
+	var syncSink *consume.SyncSink
+	var syncCons jetstream.Consumer
+	if cfg.Sync {
+		if syncSink, syncCons, err = startSync(ctx, nc, js, cfg, sinkCfg, sinkDeps, syncNotifier, deps.Registry); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
 	}
 	novu := cfg.APIURL
 	if cfg.DryRun {
@@ -157,35 +172,95 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	done := make(chan error, 1)
+	done := make(chan error, 2)
+	running := 1
 	go func() { done <- sink.Run(runCtx, cons) }()
+	if syncSink != nil {
+		running++
+		go func() { done <- syncSink.Run(runCtx, syncCons) }()
+	}
+	// Both runtimes stop together: when one ends, so does the other.
+	wait := func(first error) error {
+		stop()
+		errs := []error{first}
+		for range running - 1 {
+			errs = append(errs, <-done)
+		}
+		return errors.Join(errs...)
+	}
 	select {
 	case err := <-srvErr:
 		stop()
-		<-done
+		for range running {
+			<-done
+		}
 		if err != nil {
 			return fmt.Errorf("ops server: %w", err)
 		}
 		return nil
 	case err := <-done:
-		return err
+		return wait(err)
 	}
 }
 
-// createConsumer ensures the streams and the durable consumer (created when
-// missing and NATS_PROVISION allows, never changed) and returns the
-// consumer, waiting for NATS as long as ctx allows.
-func createConsumer(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config, log *slog.Logger) (cons jetstream.Consumer, err error) {
+// startSync prepares the sync sink: the sync state bucket, the durable
+// novu-sink-sync consumer and the sink with its configuration-category
+// rate limit.
+func startSync(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config, sinkCfg consume.Config,
+	sinkDeps consume.Deps, notifier consume.SyncNotifier, reg *prometheus.Registry) (*consume.SyncSink, jetstream.Consumer, error) {
+	log := sinkDeps.Logger
+	kvCfg := events.SyncStateKV(cfg.NATS.StreamOptions()...)
+	cons, err := createConsumer(ctx, nc, js, cfg, events.SinkSyncConsumer(cfg.consumerOptions()...),
+		[]jetstream.KeyValueConfig{kvCfg}, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	var kv jetstream.KeyValue
+	if err := service.UntilConnected(ctx, nc, log, "bucket "+kvCfg.Bucket, func(ctx context.Context) (err error) {
+		kv, err = js.KeyValue(ctx, kvCfg.Bucket)
+		return err
+	}); err != nil {
+		return nil, nil, err
+	}
+	syncCfg := sinkCfg
+	syncCfg.RateLimit = cfg.SyncRateLimit
+	s, err := consume.NewSync(syncCfg, consume.SyncDeps{
+		Deps:         sinkDeps,
+		SyncNotifier: notifier,
+		State:        kv,
+		Owner:        strings.TrimPrefix(nats.NewInbox(), nats.InboxPrefix),
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := reg.Register(service.ConsumerCollector(js, events.StreamNovu, events.DurableSinkSync)); err != nil {
+		return nil, nil, fmt.Errorf("register sync consumer metrics: %w", err)
+	}
+	log.Info("novu-sink syncing subscribers and topics", "durable", events.DurableSinkSync, "bucket", kvCfg.Bucket,
+		"sync_rate_limit", cfg.SyncRateLimit)
+	return s, cons, nil
+}
+
+// consumerOptions shape both of the sink's durable consumers.
+func (c Config) consumerOptions() []events.ConsumerOption {
+	return []events.ConsumerOption{events.WithAckWait(c.AckWait), events.WithMaxDeliver(rt.ServerMaxDeliver(c.MaxDeliver))}
+}
+
+// createConsumer ensures the streams the sink uses, the durable consumer c
+// and the buckets (created when missing and NATS_PROVISION allows, never
+// changed) and returns the consumer, waiting for NATS as long as ctx allows.
+func createConsumer(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config, c events.Consumer,
+	buckets []jetstream.KeyValueConfig, log *slog.Logger) (cons jetstream.Consumer, err error) {
 	declared := events.Resources{
-		Streams: events.StreamConfigs(cfg.NATS.StreamOptions()...),
-		Consumers: []events.Consumer{events.SinkConsumer(events.WithAckWait(cfg.AckWait),
-			events.WithMaxDeliver(rt.ServerMaxDeliver(cfg.MaxDeliver)))},
+		Streams:   events.StreamConfigs(cfg.NATS.StreamOptions()...),
+		Consumers: []events.Consumer{c},
+		Buckets:   buckets,
 	}.OnlyStreams(events.StreamNovu, events.StreamDLQ)
-	err = service.UntilConnected(ctx, nc, log, "provision", func(ctx context.Context) (err error) {
+	err = service.UntilConnected(ctx, nc, log, "provision "+c.String(), func(ctx context.Context) (err error) {
 		if err := provision.Ensure(ctx, js, declared, cfg.NATS.Provision, log); err != nil {
 			return err
 		}
-		cons, err = js.Consumer(ctx, events.StreamNovu, events.DurableSink)
+		cons, err = js.Consumer(ctx, c.Stream, c.Config.Durable)
 		return err
 	})
 	return cons, err

@@ -22,6 +22,7 @@ const (
 	DefaultBreakerFailures = 5
 	DefaultBreakerOpen     = 30 * time.Second
 	DefaultRateLimit       = 60 // Novu's free tier, triggers per second
+	DefaultSyncRateLimit   = 20 // Novu's free tier, configuration calls per second
 	DefaultBulkMin         = 50
 	DefaultConcurrency     = 16
 	DefaultFetchWait       = time.Second
@@ -81,6 +82,14 @@ type Config struct {
 	// RateLimit is Novu tokens per second, 1 per trigger and 100 per bulk call
 	// (NOVU_RATE_LIMIT, default 60; 0 = unlimited).
 	RateLimit float64
+	// Sync consumes the subscriber and topic sync commands (durable
+	// novu-sink-sync) next to the triggers (NOVU_SYNC, default true; the
+	// router publishes them only when its rules ask for sync).
+	Sync bool
+	// SyncRateLimit is Novu's "configuration" category, calls per second,
+	// separate from RateLimit's "events" category (NOVU_SYNC_RATE_LIMIT,
+	// default 20; 0 = unlimited).
+	SyncRateLimit float64
 	// Bulk sends a backlog in bulk calls (NOVU_BULK, default true).
 	Bulk bool
 	// BulkMin is the smallest backlog sent in bulk (NOVU_BULK_MIN, default 50, 2 to 100).
@@ -114,6 +123,8 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		BreakerFailures: env.Int("NOVU_BREAKER_FAILURES", DefaultBreakerFailures, 1),
 		BreakerOpen:     env.Duration("NOVU_BREAKER_OPEN", DefaultBreakerOpen),
 		RateLimit:       env.Float("NOVU_RATE_LIMIT", DefaultRateLimit, 0),
+		Sync:            env.Bool("NOVU_SYNC", true),
+		SyncRateLimit:   env.Float("NOVU_SYNC_RATE_LIMIT", DefaultSyncRateLimit, 0),
 		Bulk:            env.Bool("NOVU_BULK", true),
 		BulkMin:         env.Int("NOVU_BULK_MIN", DefaultBulkMin, 2),
 		Concurrency:     env.Int("NOVU_CONCURRENCY", DefaultConcurrency, 1),

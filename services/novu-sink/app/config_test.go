@@ -33,7 +33,7 @@ func TestLoadConfig(t *testing.T) {
 				want := Config{
 					Addr: ":8082", APIURL: "https://api.novu.co", SecretKey: "sk_test", Timeout: 10 * time.Second,
 					AckWait: 30 * time.Second, RetryBase: time.Second, RetryMax: 5 * time.Minute, MaxDeliver: 20,
-					BreakerFailures: 5, BreakerOpen: 30 * time.Second, RateLimit: 60, Bulk: true, BulkMin: 50,
+					BreakerFailures: 5, BreakerOpen: 30 * time.Second, RateLimit: 60, Sync: true, SyncRateLimit: 20, Bulk: true, BulkMin: 50,
 					Concurrency: 16, FetchWait: time.Second, ShutdownTimeout: 20 * time.Second,
 				}
 				c.NATS, c.Log = want.NATS, want.Log

@@ -9,6 +9,19 @@
 // (415), the body (422 for a missing name or to, more than 100 bulk events),
 // and records every trigger it receives with the fields the sink must get right.
 //
+// It also serves the subscriber and topic endpoints a sync sink calls, with
+// their contract and a state tests can assert ([Fake.Subscriber],
+// [Fake.Topic], [Fake.SyncCalls]): POST /v2/subscribers (upsert, 201
+// {"data":{...}}; a field sent as null is cleared, one left out is kept,
+// data is replaced, {} when left out), DELETE /v2/subscribers/{id} (200, 404
+// for an unknown subscriber; its topic subscriptions go with it), POST and
+// DELETE /v2/topics/{key}/subscriptions (1 to 100 ids, else 422; an add
+// creates the topic and answers 201 {"data":[...],"meta":{...},"errors":[...]},
+// unknown subscribers listed as SUBSCRIBER_NOT_FOUND; a removal from an
+// unknown topic is a 404) and DELETE /v2/topics/{key} (200, 404 when
+// unknown). A [Hook] sees these calls too, with [Call.Endpoint] set to
+// [EndpointUpsertSubscriber]...; a scripted refusal answers instead.
+//
 // Scripting:
 //   - per workflow ([WithWorkflow], [Fake.SetWorkflow]): e.g. workflow
 //     "missing" answers [WorkflowNotFound] (a 422, or an "error" item in a bulk

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -186,8 +187,10 @@ func WithMaxRecords(n int) Option { return func(f *Fake) { f.maxRecords = n } }
 
 // Fake is the fake Novu API, an [http.Handler].
 type Fake struct {
-	calls    atomic.Int64
-	accepted atomic.Int64
+	calls atomic.Int64
+	// syncCalls counts the subscriber and topic calls, apart from [Fake.Calls].
+	syncCalls atomic.Int64
+	accepted  atomic.Int64
 
 	mu         sync.Mutex
 	key        string
@@ -201,13 +204,15 @@ type Fake struct {
 	triggers   []Trigger
 	counts     map[string]int
 	bulkSizes  []int
+	sync       syncState
 }
 
 var _ http.Handler = (*Fake)(nil)
 
 // New returns a fake that accepts "Authorization: ApiKey <apiKey>".
 func New(apiKey string, opts ...Option) *Fake {
-	f := &Fake{key: apiKey, workflows: map[string]Response{}, counts: map[string]int{}, maxBody: maxBody}
+	f := &Fake{key: apiKey, workflows: map[string]Response{}, counts: map[string]int{}, maxBody: maxBody,
+		sync: syncState{subscribers: map[string]*Subscriber{}, topics: map[string][]string{}}}
 	for _, o := range opts {
 		o(f)
 	}
@@ -324,6 +329,8 @@ func (f *Fake) Reset() {
 	}
 	f.calls.Store(0)
 	f.accepted.Store(0)
+	f.sync = syncState{subscribers: map[string]*Subscriber{}, topics: map[string][]string{}}
+	f.syncCalls.Store(0)
 }
 
 // wireTrigger is a TriggerEventRequestDto as received.
@@ -347,6 +354,10 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // ServeHTTP serves the trigger endpoints.
 func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/v2/") {
+		f.serveSync(w, r)
+		return
+	}
 	received := time.Now()
 	var endpoint string
 	switch r.URL.Path {
@@ -473,13 +484,7 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		panic(http.ErrAbortHandler)
 	}
-	h := w.Header()
-	for k, v := range ans.header {
-		h[k] = v
-	}
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(ans.code)
-	_, _ = w.Write(ans.body)
+	ans.write(w)
 }
 
 // answer is the answer being built for one call.
@@ -493,6 +498,17 @@ type answer struct {
 	replayed bool
 	drop     bool
 	delay    time.Duration
+}
+
+// write sends the answer: its headers, a JSON content type, the status and the body.
+func (a *answer) write(w http.ResponseWriter) {
+	h := w.Header()
+	for k, v := range a.header {
+		h[k] = v
+	}
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(a.code)
+	_, _ = w.Write(a.body)
 }
 
 func (a *answer) fail(code int, msg string) {

@@ -19,7 +19,7 @@ type Source struct {
 
 // Commands returns one trigger command per target: the recipient (the event's
 // subscriber from [Build], built once, or the rule's fixed subscriber or topic),
-// the event's data as the payload, unchanged, and the transactionId
+// the payload the rule shaped or else the event's data, unchanged, and the transactionId
 // [events.TransactionID](svixID, workflowID).
 //
 // It fails with [events.ErrInvalidEvent] when data is not a JSON object (Novu
@@ -50,10 +50,14 @@ func Commands(ev events.Event, src Source, targets []Target, opts BuildOptions) 
 		case RecipientTopic:
 			to.Topic = &events.Topic{TopicKey: t.To.TopicKey, Exclude: t.To.Exclude}
 		}
+		payload := ev.Data
+		if t.Payload != nil {
+			payload = t.Payload
+		}
 		cmd := events.TriggerCommand{
 			WorkflowID:     t.WorkflowID,
 			To:             to,
-			Payload:        ev.Data,
+			Payload:        payload,
 			TransactionID:  events.TransactionID(src.SvixID, t.WorkflowID),
 			SvixID:         src.SvixID,
 			EventType:      ev.Type,

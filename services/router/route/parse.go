@@ -19,6 +19,13 @@ type document struct {
 	Version int       `yaml:"version"`
 	Mode    string    `yaml:"mode"`
 	Rules   []ruleDoc `yaml:"rules"`
+	Sync    *syncDoc  `yaml:"sync"`
+}
+
+// syncDoc is the document's sync: as written.
+type syncDoc struct {
+	Subscribers        bool   `yaml:"subscribers"`
+	OrganizationTopics string `yaml:"organizationTopics"`
 }
 
 // ruleDoc is one rule as written.
@@ -29,6 +36,8 @@ type ruleDoc struct {
 	Fallback  string            `yaml:"fallback"`
 	Drop      bool              `yaml:"drop"`
 	To        *recipientDoc     `yaml:"to"`
+	When      string            `yaml:"when"`
+	Payload   map[string]string `yaml:"payload"`
 }
 
 // recipientDoc is a rule's to: as written.
@@ -63,13 +72,16 @@ func Parse(source string, data []byte) (Layer, error) {
 	if doc.Version != 0 && doc.Version != FormatVersion {
 		return fail("version %d: the only version is %d", doc.Version, FormatVersion)
 	}
-	if doc.Rules == nil && !hasKey(data, "rules") {
+	if doc.Rules == nil && doc.Sync == nil && !hasKey(data, "rules") {
 		return fail("no rules: key; write \"rules: []\" to route nothing")
 	}
 	lines := ruleLines(data)
 	l := Layer{Source: source, Mode: Mode(doc.Mode), Rules: make([]Rule, len(doc.Rules))}
 	if l.Mode == "" {
 		l.Mode = ModeExtend
+	}
+	if doc.Sync != nil {
+		l.Sync = &Sync{Subscribers: doc.Sync.Subscribers, OrganizationTopics: doc.Sync.OrganizationTopics}
 	}
 	for i, rd := range doc.Rules {
 		r := Rule{
@@ -78,6 +90,8 @@ func Parse(source string, data []byte) (Layer, error) {
 			Slugs:     rd.Slugs,
 			Fallback:  rd.Fallback,
 			Drop:      rd.Drop,
+			When:      rd.When,
+			Payload:   rd.Payload,
 			Source:    source,
 			Index:     i + 1,
 		}
@@ -176,9 +190,11 @@ func yamlReason(err error) string {
 func knownFields(goType string) (where, known string) {
 	switch goType {
 	case "document":
-		return "at the top level", "version, mode, rules"
+		return "at the top level", "version, mode, rules, sync"
+	case "syncDoc":
+		return "in sync:", "subscribers, organizationTopics"
 	case "ruleDoc":
-		return "in a rule", "match, workflows, slugs, fallback, drop, to"
+		return "in a rule", "match, workflows, slugs, fallback, drop, to, when, payload"
 	case "recipientDoc":
 		return "in to:", "type, subscriberId, topicKey, exclude"
 	}

@@ -80,13 +80,23 @@ type Rule struct {
 	Drop bool
 	// To is whom the commands are addressed to (default: the event's person).
 	To Recipient
+	// When is a condition (an expr-lang expression over data, type and
+	// timestamp): the rule fires only on the events for which it holds. A
+	// condition that reads a field the event does not have (absent or null)
+	// is false. Empty means always.
+	When string
+	// Payload shapes the commands' payload: each key's value is an
+	// expression. Empty means the payload is the event's data, byte for byte.
+	Payload map[string]string
 
 	// Source, Index (1-based) and Line say where the rule was written, for messages.
 	Source string
 	Index  int
 	Line   int
 
-	pat pattern
+	pat   pattern
+	cond  *program       // compiled When, nil when empty
+	shape []payloadField // compiled Payload, sorted by key
 }
 
 // Position describes where r was written, e.g.
@@ -126,6 +136,9 @@ type Layer struct {
 	Mode Mode
 	// Rules in the order they were written.
 	Rules []Rule
+	// Sync is what the layer mirrors into Novu; nil leaves the layers below
+	// in force (in extend mode), a replace layer without it syncs nothing.
+	Sync *Sync
 }
 
 // Rules is the routing table in force: the layers composed by [Compose]. It is
@@ -135,6 +148,7 @@ type Rules struct {
 	patterns []group // most specific first
 	count    int
 	summary  string
+	sync     Sync
 }
 
 // group is the rules of one match pattern.
@@ -163,6 +177,7 @@ func Compose(layers ...Layer) (*Rules, error) {
 		return slices.IndexFunc(table, func(e entry) bool { return e.key == key })
 	}
 	var parts []string
+	var sync Sync
 	for _, l := range layers {
 		if err := l.Validate(); err != nil {
 			return nil, err
@@ -173,6 +188,10 @@ func Compose(layers ...Layer) (*Rules, error) {
 		}
 		if mode == ModeReplace {
 			table = table[:0]
+			sync = Sync{}
+		}
+		if l.Sync != nil {
+			sync = *l.Sync
 		}
 		rules := make([]Rule, len(l.Rules))
 		copy(rules, l.Rules)
@@ -180,6 +199,7 @@ func Compose(layers ...Layer) (*Rules, error) {
 		for i := range rules {
 			r := &rules[i]
 			r.pat, _ = compilePattern(r.Match) // validated above
+			r.compile()                        // validated above
 			if r.Source == "" {
 				r.Source = l.Source
 			}
@@ -203,7 +223,7 @@ func Compose(layers ...Layer) (*Rules, error) {
 			parts = append(parts, fmt.Sprintf("%s (%s, %s)", l.Source, mode, rulesCount(len(l.Rules))))
 		}
 	}
-	rs := &Rules{exact: map[string][]*Rule{}}
+	rs := &Rules{exact: map[string][]*Rule{}, sync: sync}
 	for _, e := range table {
 		p := e.rules[0].pat
 		rs.count += len(e.rules)
@@ -215,6 +235,9 @@ func Compose(layers ...Layer) (*Rules, error) {
 	}
 	slices.SortStableFunc(rs.patterns, func(a, b group) int { return compareSpecificity(a.pat, b.pat) })
 	rs.summary = fmt.Sprintf("%s in force from %s", rulesCount(rs.count), strings.Join(parts, " + "))
+	if sync.Enabled() {
+		rs.summary += "; sync: " + sync.String()
+	}
 	return rs, nil
 }
 
@@ -248,6 +271,9 @@ func (l Layer) Validate() error {
 		problems = append(problems, fmt.Sprintf("mode %q: want extend or replace", l.Mode))
 	}
 
+	if l.Sync != nil {
+		problems = append(problems, l.Sync.validate()...)
+	}
 	byPattern := map[string]*patternState{}
 	for i := range l.Rules {
 		r := l.Rules[i]
@@ -355,8 +381,8 @@ func (r *Rule) staticTriggers() []trigger {
 func (r *Rule) validate() []string {
 	var errs []string
 	switch {
-	case r.Drop && (len(r.Workflows) > 0 || r.slugBased() || r.To.set()):
-		errs = append(errs, "a rule with drop: true names no workflows, slugs, fallback or to")
+	case r.Drop && (len(r.Workflows) > 0 || r.slugBased() || r.To.set() || r.When != "" || len(r.Payload) > 0):
+		errs = append(errs, "a rule with drop: true names no workflows, slugs, fallback, to, when or payload")
 	case r.Drop:
 	case len(r.Workflows) > 0 && r.slugBased():
 		errs = append(errs, "set either workflows or slugs/fallback, not both (write two rules with the same match to do both)")
@@ -388,6 +414,7 @@ func (r *Rule) validate() []string {
 	}
 	if !r.Drop {
 		errs = append(errs, r.To.validate()...)
+		errs = append(errs, r.compile()...)
 	}
 	return errs
 }

@@ -241,19 +241,31 @@ func (s *Sink) verdict(it *item, res outcome.Result, jitter float64, now time.Ti
 	if res.Status != "" {
 		span.SetAttributes(statusKey.String(res.Status))
 	}
-	tx, label := it.cmd.TransactionID, res.StatusLabel()
+	tx := it.cmd.TransactionID
 	switch res.Action {
 	case outcome.Deliver:
-		s.tracker.forget(tx)
 		s.observeEndToEnd(it)
-		return rt.Ack().WithLabel(label)
 	case outcome.DeadLetter:
 		if res.UnknownStatus {
 			s.log.WarnContext(it.ctx, "novu answered a trigger status this sink does not know; dead-lettering so it can be replayed",
 				"status", res.Status, "workflow", it.cmd.WorkflowID, "transaction_id", tx, "svix_id", it.cmd.SvixID)
 		}
-		d := s.details(tx, res, now)
-		s.tracker.forget(tx)
+	}
+	return s.verdictOf(tx, it.m.NumDelivered, res, jitter, now)
+}
+
+// verdictOf is the verdict of res for the message key (its transactionId,
+// or a sync command's id) on delivery delivered, shared by triggers and
+// sync commands.
+func (s *Sink) verdictOf(key string, delivered uint64, res outcome.Result, jitter float64, now time.Time) rt.Verdict {
+	label := res.StatusLabel()
+	switch res.Action {
+	case outcome.Deliver:
+		s.tracker.forget(key)
+		return rt.Ack().WithLabel(label)
+	case outcome.DeadLetter:
+		d := s.details(key, res, now)
+		s.tracker.forget(key)
 		return rt.DeadLetter(res.Reason).WithDetails(d).WithLabel(label)
 	case outcome.Outage:
 		// Not the message's fault: keep it for when the key or plan is fixed.
@@ -265,9 +277,9 @@ func (s *Sink) verdict(it *item, res outcome.Result, jitter float64, now time.Ti
 	}
 	delay := min(res.RetryAfter, s.cfg.RetryMax)
 	if delay <= 0 {
-		delay = events.Backoff(int(it.m.NumDelivered), s.cfg.RetryBase, s.cfg.RetryMax, jitter)
+		delay = events.Backoff(int(delivered), s.cfg.RetryBase, s.cfg.RetryMax, jitter)
 	}
-	return rt.Retry(delay, errors.New(res.Reason)).WithDetails(s.details(tx, res, now)).WithLabel(label)
+	return rt.Retry(delay, errors.New(res.Reason)).WithDetails(s.details(key, res, now)).WithLabel(label)
 }
 
 // details are the dead-letter headers of a failure at now.
@@ -296,20 +308,25 @@ func (s *Sink) dryRun(it *item) rt.Verdict {
 
 // observe is the runtime's observer: it counts every settlement.
 func (s *Sink) observe(_ context.Context, _ *rt.Message, v rt.Verdict, st rt.Settlement) {
-	status := v.Label()
+	s.m.triggers.WithLabelValues(s.labels(v, st)).Inc()
+}
+
+// labels are the outcome and status labels of a settlement: the runtime's
+// names (retried, dead_lettered, paused, returned), but an ack is a
+// delivery (or a dry run), and the status is the verdict's label.
+func (s *Sink) labels(v rt.Verdict, st rt.Settlement) (out, status string) {
+	status = v.Label()
 	if status == "" {
 		status = statusNotSent
 	}
-	// The runtime's names (retried, dead_lettered, paused, returned), but
-	// an ack is a delivery.
-	out := st.Outcome.String()
+	out = st.Outcome.String()
 	if st.Outcome == rt.Acked {
 		out = outcomeDelivered
 		if s.cfg.DryRun {
 			out = outcomeDryRun
 		}
 	}
-	s.m.triggers.WithLabelValues(out, status).Inc()
+	return out, status
 }
 
 // observeEndToEnd records now minus when the receiver accepted the webhook.

@@ -119,6 +119,22 @@ type Deps struct {
 	Publisher Publisher
 }
 
+// setDefaults fills the optional collaborators.
+func (d *Deps) setDefaults() {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.TracerProvider == nil {
+		d.TracerProvider = noop.NewTracerProvider()
+	}
+	if d.Propagator == nil {
+		d.Propagator = service.Propagator()
+	}
+	if d.Registerer == nil {
+		d.Registerer = prometheus.NewRegistry()
+	}
+}
+
 // ErrMisconfigured reports a sink built without what it needs.
 var ErrMisconfigured = errors.New("novu sink misconfigured")
 
@@ -149,18 +165,7 @@ func New(cfg Config, deps Deps) (*Sink, error) {
 	if deps.Notifier == nil && !cfg.DryRun {
 		return nil, fmt.Errorf("%w: no Novu client and not a dry run", ErrMisconfigured)
 	}
-	if deps.Logger == nil {
-		deps.Logger = slog.New(slog.DiscardHandler)
-	}
-	if deps.TracerProvider == nil {
-		deps.TracerProvider = noop.NewTracerProvider()
-	}
-	if deps.Propagator == nil {
-		deps.Propagator = service.Propagator()
-	}
-	if deps.Registerer == nil {
-		deps.Registerer = prometheus.NewRegistry()
-	}
+	deps.setDefaults()
 	m, err := newMetrics(deps.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("register sink metrics: %w", err)
@@ -199,20 +204,7 @@ func (s *Sink) BreakerState() string { return s.breaker.state().String() }
 // Config.ShutdownTimeout. It returns nil after a clean stop.
 func (s *Sink) Run(ctx context.Context, src Source) error {
 	s.stopping = ctx
-	cfg := rt.Config{
-		Stage:           events.StageSink,
-		Suffix:          workflowOf,
-		Concurrency:     s.cfg.Concurrency,
-		AckWait:         s.cfg.AckWait,
-		MaxDeliver:      s.cfg.MaxDeliver,
-		BackoffMin:      s.cfg.RetryBase,
-		BackoffMax:      s.cfg.RetryMax,
-		FetchWait:       s.cfg.FetchWait,
-		ShutdownTimeout: s.cfg.ShutdownTimeout,
-		// A Novu call is deduplicated only by Novu's own transactionId check:
-		// make sure an ack lost to a leader change does not send it again.
-		ConfirmAcks: true,
-	}
+	cfg := s.runtimeConfig(workflowOf)
 	opts := []rt.Option{
 		rt.WithLogger(s.log),
 		rt.WithTracing(s.tracer, s.prop),
@@ -230,6 +222,25 @@ func (s *Sink) Run(ctx context.Context, src Source) error {
 		return err
 	}
 	return r.Run(ctx)
+}
+
+// runtimeConfig is the consume runtime's configuration of the sink;
+// suffix names a dead letter's subject after dlq.sink.
+func (s *Sink) runtimeConfig(suffix func(string) string) rt.Config {
+	return rt.Config{
+		Stage:           events.StageSink,
+		Suffix:          suffix,
+		Concurrency:     s.cfg.Concurrency,
+		AckWait:         s.cfg.AckWait,
+		MaxDeliver:      s.cfg.MaxDeliver,
+		BackoffMin:      s.cfg.RetryBase,
+		BackoffMax:      s.cfg.RetryMax,
+		FetchWait:       s.cfg.FetchWait,
+		ShutdownTimeout: s.cfg.ShutdownTimeout,
+		// A Novu call is deduplicated only by Novu's own checks: make sure an
+		// ack lost to a leader change does not send it again.
+		ConfirmAcks: true,
+	}
 }
 
 // workflowOf is the dead letter's subject suffix of a trigger subject: the workflow id.

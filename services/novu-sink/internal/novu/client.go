@@ -62,6 +62,7 @@ type Config struct {
 
 // Client calls Novu's trigger endpoints. It is safe for concurrent use.
 type Client struct {
+	base                string
 	triggerURL, bulkURL string
 	auth                string
 	timeout             time.Duration
@@ -86,6 +87,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	base := strings.TrimRight(cfg.BaseURL, "/")
 	return &Client{
+		base:       base,
 		triggerURL: base + TriggerPath,
 		bulkURL:    base + BulkTriggerPath,
 		auth:       "ApiKey " + cfg.SecretKey,
@@ -104,7 +106,7 @@ func (c *Client) Trigger(ctx context.Context, cmd *events.TriggerCommand, idempo
 		events.TransactionIDKey.String(cmd.TransactionID),
 		events.SvixIDKey.String(cmd.SvixID),
 	})
-	return c.post(ctx, c.triggerURL, AppendTrigger(make([]byte, 0, 256+len(cmd.Payload)), cmd), idempotencyKey)
+	return c.do(ctx, http.MethodPost, c.triggerURL, AppendTrigger(make([]byte, 0, 256+len(cmd.Payload)), cmd), idempotencyKey)
 }
 
 // TriggerBulk sends up to [MaxBulkEvents] triggers in one call; the answer
@@ -115,18 +117,25 @@ func (c *Client) TriggerBulk(ctx context.Context, cmds []*events.TriggerCommand,
 		size += 256 + len(cmd.Payload)
 	}
 	ctx = context.WithValue(ctx, spanAttrsKey{}, []attribute.KeyValue{bulkSizeKey.Int(len(cmds))})
-	return c.post(ctx, c.bulkURL, AppendBulk(make([]byte, 0, size), cmds), idempotencyKey)
+	return c.do(ctx, http.MethodPost, c.bulkURL, AppendBulk(make([]byte, 0, size), cmds), idempotencyKey)
 }
 
-func (c *Client) post(ctx context.Context, url string, body []byte, idempotencyKey string) outcome.Answer {
+// do sends one call; body may be nil (a DELETE without body).
+func (c *Client) do(ctx context.Context, method, url string, body []byte, idempotencyKey string) outcome.Answer {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
 		return outcome.Answer{Err: outcome.Connection, ErrDetail: "build request: " + err.Error()}
 	}
 	req.Header["Authorization"] = []string{c.auth}
-	req.Header["Content-Type"] = []string{"application/json"}
+	if body != nil {
+		req.Header["Content-Type"] = []string{"application/json"}
+	}
 	req.Header["Accept"] = []string{"application/json"}
 	req.Header["User-Agent"] = []string{userAgent}
 	if idempotencyKey != "" {
@@ -214,7 +223,7 @@ func Instrument(hc *http.Client, tp trace.TracerProvider, prop propagation.TextM
 		otelhttp.WithTracerProvider(tp),
 		otelhttp.WithPropagators(prop),
 		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "POST " + r.URL.Path }),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.URL.Path }),
 	)}
 	if c.CheckRedirect == nil {
 		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

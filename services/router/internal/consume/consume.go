@@ -69,6 +69,9 @@ type Metrics struct {
 	// Duplicates is router_commands_duplicate_total{workflow}: commands NOVU
 	// already held (a redelivered event), so Novu is not triggered twice.
 	Duplicates *prometheus.CounterVec
+	// Syncs is router_sync_commands_published_total{kind,duplicate}:
+	// subscriber and topic sync commands stored in NOVU.
+	Syncs *prometheus.CounterVec
 }
 
 // NewMetrics returns unregistered counters.
@@ -86,12 +89,16 @@ func NewMetrics() *Metrics {
 			Name: "router_commands_duplicate_total",
 			Help: "Trigger commands NOVU already held (same transactionId), by workflow.",
 		}, []string{"workflow"}),
+		Syncs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "router_sync_commands_published_total",
+			Help: "Subscriber and topic sync commands stored in stream NOVU, by kind, and whether NOVU already held them (duplicate).",
+		}, []string{"kind", "duplicate"}),
 	}
 }
 
 // Collectors lists the counters, for registration.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.Events, m.Commands, m.Duplicates}
+	return []prometheus.Collector{m.Events, m.Commands, m.Duplicates, m.Syncs}
 }
 
 // Config tunes a [Handler].
@@ -286,33 +293,48 @@ func (h *Handler) process(ctx context.Context, msg *rtconsume.Message, d *delive
 		return err
 	}
 	d.eventType = ev.Type
-	targets, err := route.Route(h.rules.Current(), ev)
+	rules := h.rules.Current()
+	src := route.Source{SvixID: d.svixID, ReceivedAt: d.receivedAt}
+	targets, routeErr := route.Route(rules, ev)
+	if routeErr != nil && !errors.Is(routeErr, route.ErrNoRoute) {
+		return routeErr
+	}
+	syncs, err := route.SyncCommands(rules.Sync(), ev, src, h.cfg.Build)
 	if err != nil {
 		return err
 	}
-	cmds, err := route.Commands(ev, route.Source{SvixID: d.svixID, ReceivedAt: d.receivedAt}, targets, h.cfg.Build)
-	if err != nil {
-		return err
+	if routeErr != nil && len(syncs) == 0 {
+		return routeErr // not routed, nothing to sync: skipped
 	}
-	return h.publishAll(ctx, cmds, msg.Header)
+	var cmds []events.TriggerCommand
+	if routeErr == nil {
+		if cmds, err = route.Commands(ev, src, targets, h.cfg.Build); err != nil {
+			return err
+		}
+	}
+	return h.publishAll(ctx, cmds, syncs, msg.Header)
 }
 
-// publishAll publishes every command at once and waits for every PubAck.
-func (h *Handler) publishAll(ctx context.Context, cmds []events.TriggerCommand, src nats.Header) error {
-	if len(cmds) == 1 {
+// publishAll publishes every trigger and sync command at once and waits
+// for every PubAck: the event is acked only once all are stored.
+func (h *Handler) publishAll(ctx context.Context, cmds []events.TriggerCommand, syncs []events.SyncCommand, src nats.Header) error {
+	if len(cmds) == 1 && len(syncs) == 0 {
 		return h.publish(ctx, cmds[0], src)
 	}
-	errs := make([]error, len(cmds))
+	errs := make([]error, len(cmds)+len(syncs))
 	var wg sync.WaitGroup
 	for i, c := range cmds {
 		wg.Go(func() { errs[i] = h.publish(ctx, c, src) })
+	}
+	for i, c := range syncs {
+		wg.Go(func() { errs[len(cmds)+i] = h.publishSync(ctx, c, src) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
 // publish stores one command in NOVU, deduplicated by its transactionId.
-func (h *Handler) publish(ctx context.Context, c events.TriggerCommand, src nats.Header) (err error) {
+func (h *Handler) publish(ctx context.Context, c events.TriggerCommand, src nats.Header) error {
 	subject, err := events.NovuTriggerSubject(c.WorkflowID)
 	if err != nil {
 		return err
@@ -321,23 +343,13 @@ func (h *Handler) publish(ctx context.Context, c events.TriggerCommand, src nats
 	if err != nil {
 		return err
 	}
-	m := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
-	m.Header.Set(jetstream.MsgIDHeader, c.TransactionID)
-	m.Header.Set(events.SvixIDHeader, c.SvixID)
-	m.Header.Set(events.EventTypeHeader, c.EventType)
+	m := newCommandMsg(subject, body, c.TransactionID, c.SvixID, c.EventType, src)
 	m.Header.Set(events.WorkflowIDHeader, c.WorkflowID)
 	m.Header.Set(events.TransactionIDHeader, c.TransactionID)
-	if v := src.Get(events.ReceivedAtHeader); v != "" {
-		m.Header.Set(events.ReceivedAtHeader, v)
-	}
-	ctx, span := events.StartPublish(ctx, h.tracer, h.propagator, m, events.WorkflowIDKey.String(c.WorkflowID), events.TransactionIDKey.String(c.TransactionID),
+	ack, err := h.store(ctx, m, events.WorkflowIDKey.String(c.WorkflowID), events.TransactionIDKey.String(c.TransactionID),
 		events.SvixIDKey.String(c.SvixID), events.EventTypeKey.String(c.EventType))
-	defer func() { events.EndSpan(span, err) }()
-	ctx, cancel := context.WithTimeout(ctx, h.cfg.PublishTimeout)
-	defer cancel()
-	ack, err := h.pub.PublishMsg(ctx, m, jetstream.WithExpectStream(events.StreamNovu))
 	if err != nil {
-		return fmt.Errorf("publish %s: %w", subject, err)
+		return err
 	}
 	if ack.Duplicate {
 		h.metrics.Duplicates.WithLabelValues(c.WorkflowID).Inc()
@@ -347,11 +359,58 @@ func (h *Handler) publish(ctx context.Context, c events.TriggerCommand, src nats
 	return nil
 }
 
+// publishSync stores one sync command in NOVU, deduplicated by its id.
+func (h *Handler) publishSync(ctx context.Context, c events.SyncCommand, src nats.Header) error {
+	subject, err := events.NovuSyncSubject(c.Kind)
+	if err != nil {
+		return err
+	}
+	body, err := events.EncodeSyncCommand(c)
+	if err != nil {
+		return err
+	}
+	m := newCommandMsg(subject, body, c.ID, c.SvixID, c.EventType, src)
+	ack, err := h.store(ctx, m, events.SvixIDKey.String(c.SvixID), events.EventTypeKey.String(c.EventType))
+	if err != nil {
+		return err
+	}
+	h.metrics.Syncs.WithLabelValues(c.Kind, strconv.FormatBool(ack.Duplicate)).Inc()
+	return nil
+}
+
+// newCommandMsg is a command message with the headers every command
+// carries: its id as Nats-Msg-Id, the svix-id, the event type and, from the
+// event's headers src, when the receiver accepted it.
+func newCommandMsg(subject string, body []byte, id, svixID, eventType string, src nats.Header) *nats.Msg {
+	m := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
+	m.Header.Set(jetstream.MsgIDHeader, id)
+	m.Header.Set(events.SvixIDHeader, svixID)
+	m.Header.Set(events.EventTypeHeader, eventType)
+	if v := src.Get(events.ReceivedAtHeader); v != "" {
+		m.Header.Set(events.ReceivedAtHeader, v)
+	}
+	return m
+}
+
+// store publishes m to NOVU within the publish timeout, in a producer span
+// with attrs, and returns its PubAck.
+func (h *Handler) store(ctx context.Context, m *nats.Msg, attrs ...attribute.KeyValue) (ack *jetstream.PubAck, err error) {
+	ctx, span := events.StartPublish(ctx, h.tracer, h.propagator, m, attrs...)
+	defer func() { events.EndSpan(span, err) }()
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.PublishTimeout)
+	defer cancel()
+	if ack, err = h.pub.PublishMsg(ctx, m, jetstream.WithExpectStream(events.StreamNovu)); err != nil {
+		return nil, fmt.Errorf("publish %s: %w", m.Subject, err)
+	}
+	return ack, nil
+}
+
 // permanent reports errors that no retry can fix: the event goes to the DLQ.
 // A command the server refuses as too large ("maximum payload exceeded") is
 // one: the runtime's dead letter, cut to fit, keeps a pointer to the event.
 func permanent(err error) bool {
 	return errors.Is(err, events.ErrInvalidEvent) || errors.Is(err, route.ErrNoRecipient) ||
 		errors.Is(err, route.ErrInvalidWorkflow) || errors.Is(err, events.ErrInvalidCommand) ||
-		errors.Is(err, events.ErrInvalidSubject) || rtconsume.IsPermanent(err)
+		errors.Is(err, events.ErrInvalidSubject) || errors.Is(err, route.ErrExpression) ||
+		errors.Is(err, events.ErrInvalidSyncCommand) || rtconsume.IsPermanent(err)
 }

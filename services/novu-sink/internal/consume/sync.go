@@ -1,0 +1,215 @@
+package consume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/clerknovu/pipeline/pkg/events"
+	rt "github.com/clerknovu/pipeline/pkg/runtime/consume"
+	"github.com/clerknovu/pipeline/services/novu-sink/internal/novu"
+	"github.com/clerknovu/pipeline/services/novu-sink/internal/outcome"
+	"github.com/clerknovu/pipeline/services/novu-sink/internal/syncorder"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// SyncNotifier makes Novu's subscriber and topic calls; *novu.Client implements it.
+type SyncNotifier interface {
+	UpsertSubscriber(ctx context.Context, s *events.Subscriber) outcome.Answer
+	DeleteSubscriber(ctx context.Context, id string) outcome.Answer
+	AddSubscriptions(ctx context.Context, key string, ids []string) outcome.Answer
+	RemoveSubscriptions(ctx context.Context, key string, ids []string) outcome.Answer
+	DeleteTopic(ctx context.Context, key string) outcome.Answer
+}
+
+var _ SyncNotifier = (*novu.Client)(nil)
+
+// errSyncState is the cause of a pause while the sync state bucket fails.
+var errSyncState = errors.New("sync state unavailable")
+
+// syncSkipped prefixes the label of a sync command skipped by syncorder.
+const syncSkipped = "skipped:"
+
+// SyncDeps are the sync sink's collaborators.
+type SyncDeps struct {
+	// Logger, TracerProvider, Propagator, Registerer and Publisher as in
+	// [Deps]; Deps.Notifier is not used.
+	Deps
+	// SyncNotifier calls Novu; required unless Config.DryRun.
+	SyncNotifier SyncNotifier
+	// State is the NOVU_SYNC_STATE bucket that orders the commands; required.
+	State syncorder.KV
+	// Owner names this instance in the sync state's leases.
+	Owner string
+}
+
+// SyncSink consumes subscriber and topic sync commands (durable
+// novu-sink-sync) on its own consume runtime, with its own breaker and its
+// own rate limiter: Novu puts these calls in its "configuration" category,
+// so a 429 there pauses only the sync, never the triggers. Commands are
+// applied in order through [syncorder.Guard].
+type SyncSink struct {
+	*Sink
+	notifier SyncNotifier
+	guard    *syncorder.Guard
+	commands *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// NewSync builds a sync sink and registers its metrics. cfg.RateLimit is
+// the configuration category's limit (calls per second); Bulk is ignored.
+func NewSync(cfg Config, deps SyncDeps) (*SyncSink, error) {
+	cfg.setDefaults()
+	cfg.Bulk = false
+	switch {
+	case deps.Publisher == nil:
+		return nil, fmt.Errorf("%w: no dead-letter publisher", ErrMisconfigured)
+	case deps.SyncNotifier == nil && !cfg.DryRun:
+		return nil, fmt.Errorf("%w: no Novu client and not a dry run", ErrMisconfigured)
+	case deps.State == nil:
+		return nil, fmt.Errorf("%w: no sync state bucket", ErrMisconfigured)
+	}
+	deps.setDefaults()
+	m := &metrics{
+		breakerState: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sink_sync_breaker_state",
+			Help: "State of the circuit breaker of Novu's subscriber and topic calls: 0 closed, 1 half-open, 2 open.",
+		}),
+		breakerTransitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sink_sync_breaker_transitions_total",
+			Help: "State changes of the sync circuit breaker, by from and to state.",
+		}, []string{"from", "to"}),
+		rateLimitWait: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sink_sync_rate_limit_wait_seconds_total",
+			Help: "Time sync calls spent waiting for the configuration category's client-side rate limit or a Novu-requested pause.",
+		}),
+	}
+	s := &SyncSink{
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sink_sync_commands_total",
+			Help: "Sync commands handled, by kind, outcome (delivered, skipped, retried, dead_lettered, dry_run; paused and returned are not final) and Novu HTTP status.",
+		}, []string{"kind", "outcome", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sink_sync_request_duration_seconds",
+			Help:    "Duration of Novu's subscriber and topic calls, by kind.",
+			Buckets: prometheus.ExponentialBucketsRange(0.005, 30, 14),
+		}, []string{"kind"}),
+	}
+	orderMetrics := syncorder.NewMetrics()
+	collectors := append([]prometheus.Collector{m.breakerState, m.breakerTransitions, m.rateLimitWait, s.commands, s.duration}, orderMetrics.Collectors()...)
+	for _, c := range collectors {
+		if err := deps.Registerer.Register(c); err != nil {
+			return nil, fmt.Errorf("register sync sink metrics: %w", err)
+		}
+	}
+	log := deps.Logger.With("consumer", events.DurableSinkSync)
+	s.Sink = &Sink{
+		cfg:     cfg,
+		log:     log,
+		tracer:  deps.TracerProvider.Tracer(ScopeName),
+		prop:    deps.Propagator,
+		pub:     deps.Publisher,
+		m:       m,
+		breaker: newBreaker(cfg.BreakerFailures, cfg.BreakerOpen, log, m),
+		limiter: newLimiter(cfg.RateLimit, cfg.RetryMax, m),
+		tracker: newTracker(),
+	}
+	lease := 3*cfg.AckWait/2 + time.Second // longer than any Novu call, which the ack wait bounds
+	s.notifier = deps.SyncNotifier
+	s.guard = syncorder.New(deps.State, syncorder.Config{Owner: deps.Owner, Lease: lease}, log, orderMetrics)
+	return s, nil
+}
+
+// Run consumes sync commands from src (the novu-sink-sync consumer) until
+// ctx is done, as [Sink.Run] does for triggers.
+func (s *SyncSink) Run(ctx context.Context, src Source) error {
+	s.stopping = ctx
+	cfg := s.runtimeConfig(func(subject string) string { return strings.TrimPrefix(subject, "novu.") }) // dlq.sink.sync.<kind>
+	opts := []rt.Option{rt.WithLogger(s.log), rt.WithTracing(s.tracer, s.prop), rt.WithAttributes(spanAttributes), rt.WithObserver(s.observeSync)}
+	if !s.cfg.DryRun {
+		opts = append(opts, rt.WithGate(rt.GateFunc(s.gate)))
+	}
+	r, err := rt.New(src, s.pub, s.handleSync, cfg, opts...)
+	if err != nil {
+		return err
+	}
+	return r.Run(ctx)
+}
+
+// handleSync is the runtime's handler of one sync command: skipped when the
+// sync state says it is out of date, else one Novu call judged by
+// [outcome.ClassifySync].
+func (s *SyncSink) handleSync(_ context.Context, m *rt.Message) rt.Verdict {
+	cmd, err := events.ParseSyncCommand(m.Data)
+	if err != nil {
+		return rt.DeadLetter(err.Error()).WithLabel(statusInvalid)
+	}
+	ctx := m.Context()
+	if s.cfg.DryRun {
+		s.log.InfoContext(ctx, "dry run: would sync Novu", "kind", cmd.Kind, "subscriber_id", cmd.SubscriberKey(), "topic_key", cmd.TopicKey, "svix_id", cmd.SvixID)
+		return rt.Ack().WithLabel(statusNone)
+	}
+	var v rt.Verdict
+	d, err := s.guard.Apply(ctx, cmd, func(ctx context.Context) bool {
+		v = s.call(ctx, m, cmd)
+		return v.Kind() == rt.KindAck
+	})
+	switch {
+	case errors.Is(err, syncorder.ErrBusy):
+		return rt.Retry(s.cfg.RetryBase, err).WithLabel(statusNotSent)
+	case err != nil && s.stopping.Err() != nil:
+		return rt.Pause(time.Time{}, errStopping).WithLabel(statusNotSent)
+	case err != nil:
+		// The bucket is out, not the message: hold it without using a delivery.
+		return rt.Pause(time.Now().Add(s.cfg.RetryBase), fmt.Errorf("%w: %w", errSyncState, err)).WithLabel(statusNotSent)
+	case d.Skipped:
+		return rt.Ack().WithLabel(syncSkipped + d.Reason)
+	}
+	return v
+}
+
+// call makes the Novu call of cmd and returns its verdict.
+func (s *SyncSink) call(ctx context.Context, m *rt.Message, cmd events.SyncCommand) rt.Verdict {
+	if err := s.limiter.wait(s.stopping, singleCost); err != nil {
+		return rt.Pause(time.Time{}, errStopping).WithLabel(statusNotSent)
+	}
+	done, err := s.breaker.allow(cmd.ID, m.NumDelivered+1 < uint64(s.cfg.MaxDeliver))
+	if err != nil {
+		return s.refused(err)
+	}
+	start := time.Now()
+	var ans outcome.Answer
+	switch cmd.Kind {
+	case events.SyncSubscriberUpsert:
+		ans = s.notifier.UpsertSubscriber(ctx, cmd.Subscriber)
+	case events.SyncSubscriberDelete:
+		ans = s.notifier.DeleteSubscriber(ctx, cmd.SubscriberID)
+	case events.SyncTopicAdd:
+		ans = s.notifier.AddSubscriptions(ctx, cmd.TopicKey, []string{cmd.SubscriberID})
+	case events.SyncTopicRemove:
+		ans = s.notifier.RemoveSubscriptions(ctx, cmd.TopicKey, []string{cmd.SubscriberID})
+	case events.SyncTopicDelete:
+		ans = s.notifier.DeleteTopic(ctx, cmd.TopicKey)
+	}
+	s.duration.WithLabelValues(cmd.Kind).Observe(time.Since(start).Seconds())
+	now := time.Now()
+	res := outcome.ClassifySync(cmd.Kind, ans, now)
+	s.afterCall(done, res, ans, now)
+	span := trace.SpanFromContext(ctx)
+	span.SetAttributes(outcomeKey.String(res.Action.String()), httpCodeKey.Int(res.StatusCode))
+	return s.verdictOf(cmd.ID, m.NumDelivered, res, rand.Float64(), now)
+}
+
+// observeSync counts every settlement by kind.
+func (s *SyncSink) observeSync(_ context.Context, m *rt.Message, v rt.Verdict, st rt.Settlement) {
+	kind := strings.TrimPrefix(m.Subject, events.NovuSyncSubjectPrefix)
+	out, status := s.labels(v, st)
+	if reason, ok := strings.CutPrefix(status, syncSkipped); ok && st.Outcome == rt.Acked {
+		out, status = "skipped", reason
+	}
+	s.commands.WithLabelValues(kind, out, status).Inc()
+}
