@@ -34,8 +34,8 @@ const (
 	DefaultPublishTimeout = httpapi.DefaultPublishTimeout
 	// DefaultMaxPending is RECEIVER_MAX_PENDING's default.
 	DefaultMaxPending = 4096
-	// DefaultShutdownTimeout is RECEIVER_SHUTDOWN_TIMEOUT's default.
-	DefaultShutdownTimeout = 15 * time.Second
+	// DefaultShutdownTimeout is SHUTDOWN_TIMEOUT's default, shared by every service.
+	DefaultShutdownTimeout = service.DefaultShutdownTimeout
 )
 
 // svixDeadline is how long Svix waits for an answer before it counts a failure.
@@ -93,7 +93,7 @@ type Config struct {
 	// get 503 (RECEIVER_MAX_PENDING, default 4096).
 	MaxPending int
 	// ShutdownTimeout bounds the graceful shutdown: finishing in-flight
-	// requests, then draining NATS (RECEIVER_SHUTDOWN_TIMEOUT, default 15s).
+	// requests, then draining NATS (SHUTDOWN_TIMEOUT, default 20s, as for every service).
 	ShutdownTimeout time.Duration
 	// NATS says how to reach NATS and shape the streams (NATS_*, STREAM_*).
 	NATS service.NATSConfig
@@ -115,9 +115,12 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		MaxBodyBytes:    int64(env.Int("RECEIVER_MAX_BODY_BYTES", DefaultMaxBodyBytes, 1)),
 		PublishTimeout:  env.Duration("RECEIVER_PUBLISH_TIMEOUT", DefaultPublishTimeout),
 		MaxPending:      env.Int("RECEIVER_MAX_PENDING", DefaultMaxPending, 1),
-		ShutdownTimeout: env.Duration("RECEIVER_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout),
+		ShutdownTimeout: env.ShutdownTimeout(),
 		NATS:            env.NATS(),
 		Log:             env.Log(),
+	}
+	if env.Lookup("RECEIVER_SHUTDOWN_TIMEOUT") != "" {
+		env.Fail("RECEIVER_SHUTDOWN_TIMEOUT", "replaced by SHUTDOWN_TIMEOUT, the one shutdown budget of every service")
 	}
 	if env.Lookup("RECEIVER_DEBUG_ADDR") != "" {
 		env.Fail("RECEIVER_DEBUG_ADDR", "replaced by RECEIVER_PPROF=true, which serves pprof on RECEIVER_OPS_ADDR")

@@ -50,7 +50,7 @@ func TestLoadConfig(t *testing.T) {
 				"RECEIVER_MAX_BODY_BYTES":      "65536",
 				"RECEIVER_PUBLISH_TIMEOUT":     "2500ms",
 				"RECEIVER_MAX_PENDING":         "64",
-				"RECEIVER_SHUTDOWN_TIMEOUT":    "3s",
+				"SHUTDOWN_TIMEOUT":             "3s",
 				"RECEIVER_OPS_ADDR":            "127.0.0.1:9001",
 				"RECEIVER_PPROF":               "true",
 				"RECEIVER_MAX_IN_FLIGHT":       "32",
@@ -140,7 +140,7 @@ func TestLoadConfig(t *testing.T) {
 				MaxPending:      4096,
 				MaxInFlight:     128,
 				OpsAddr:         ":9090",
-				ShutdownTimeout: 15 * time.Second,
+				ShutdownTimeout: 20 * time.Second,
 				NATS: service.NATSConfig{
 					URL: service.DefaultNATSURL, Provision: true, Replicas: 1,
 					MaxAge: 7 * 24 * time.Hour, DuplicateWindow: 36 * time.Hour, DLQMaxAge: 30 * 24 * time.Hour,

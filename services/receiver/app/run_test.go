@@ -125,7 +125,7 @@ func TestRun(t *testing.T) {
 		"CLERK_WEBHOOK_SIGNING_SECRET": secretA,
 		"NATS_URL":                     s.ClientURL(),
 		"RECEIVER_PUBLISH_TIMEOUT":     "2s",
-		"RECEIVER_SHUTDOWN_TIMEOUT":    "5s",
+		"SHUTDOWN_TIMEOUT":             "5s",
 	})
 	eventstest.Eventually(t, 5*time.Second, "/readyz 200", func() bool { code, _ := get(t, r.ops+"/readyz"); return code == http.StatusOK })
 	if code, _ := get(t, r.ops+"/healthz"); code != http.StatusOK {
@@ -202,7 +202,7 @@ func TestRunWithoutNATS(t *testing.T) {
 		"CLERK_WEBHOOK_SIGNING_SECRET": secretA,
 		"NATS_URL":                     fmt.Sprintf("nats://127.0.0.1:%d", port),
 		"RECEIVER_PUBLISH_TIMEOUT":     "1s",
-		"RECEIVER_SHUTDOWN_TIMEOUT":    "5s",
+		"SHUTDOWN_TIMEOUT":             "5s",
 	})
 	if code, _ := get(t, r.ops+"/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz %d while NATS is down, want 200 (alive)", code)
@@ -257,7 +257,7 @@ func TestRunFinishesInFlightWebhook(t *testing.T) {
 	r := startRun(t, map[string]string{
 		"CLERK_WEBHOOK_SIGNING_SECRET": secretA,
 		"NATS_URL":                     s.ClientURL(),
-		"RECEIVER_SHUTDOWN_TIMEOUT":    "5s",
+		"SHUTDOWN_TIMEOUT":             "5s",
 	})
 	eventstest.Eventually(t, 5*time.Second, "/readyz 200", func() bool { code, _ := get(t, r.ops+"/readyz"); return code == http.StatusOK })
 
