@@ -271,7 +271,7 @@ func TestRouterDeadLettersListedRedrivenAndReplayed(t *testing.T) {
 	}
 	redriven := eventstest.StreamMsgs(t, p.js, events.StreamClerk, "clerk.role.created")[3]
 	if redriven.Header.Get(events.RedriveCountHeader) != "1" || redriven.Header.Get(events.RedriveOfHeader) != "DLQ/"+first ||
-		redriven.Header.Get(events.SvixIDHeader) != svix[0] || redriven.Header.Get("traceparent") == "" {
+		redriven.Header.Get(events.SvixIDHeader) != all[0].SvixID || redriven.Header.Get("traceparent") == "" {
 		t.Errorf("redriven event headers %v", redriven.Header)
 	}
 

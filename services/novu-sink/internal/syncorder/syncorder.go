@@ -237,7 +237,9 @@ func (g *Guard) acquire(ctx context.Context, key string, cmd events.SyncCommand,
 			return 0, state{}, d, nil
 		}
 		now := g.now()
-		if l := st.Lease; l != nil && l.Until > now.UnixMilli() && !(l.Owner == g.cfg.Owner && l.ID == cmd.ID) {
+		// A lease held by anyone, this instance included, is waited for: two
+		// deliveries of one command in one process must not overlap either.
+		if l := st.Lease; l != nil && l.Until > now.UnixMilli() {
 			if now.After(waitUntil) {
 				return 0, state{}, Decision{}, fmt.Errorf("%w: %s is held by %s", ErrBusy, key, l.Owner)
 			}
