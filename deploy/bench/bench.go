@@ -220,13 +220,21 @@ func (b *bench) ingestRow(ctx context.Context, p *pipeline, c int) (IngestRow, e
 	if err != nil {
 		return row, err
 	}
-	floor, err := startFloor(p.natsURL)
+	var fl *floor
+	if b.cfg.mode == modeExec {
+		fl, err = startFloorChild(ctx, p.natsURL)
+	} else {
+		var f *floorServer
+		if f, err = startFloor(p.natsURL); err == nil {
+			fl = &floor{url: f.url, close: f.close}
+		}
+	}
 	if err != nil {
 		return row, err
 	}
 	b.logf("floor: bare net/http + async publish, up to %d webhooks, c=%d, %v", n, c, b.cfg.duration)
-	row.Floor, err = phaseIngest(ctx, p, b.client, floor.url, floorHooks[:200], floorHooks[200:], c, b.cfg.duration)
-	floor.close()
+	row.Floor, err = phaseIngest(ctx, p, b.client, fl.url, floorHooks[:200], floorHooks[200:], c, b.cfg.duration)
+	fl.close()
 	if err != nil {
 		return row, err
 	}

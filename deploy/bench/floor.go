@@ -1,13 +1,19 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
@@ -23,7 +29,9 @@ const floorSubject = events.ClerkSubjectPrefix + "bench.floor"
 // the body and stores it with the receiver's asynchronous JetStream publish
 // (Nats-Msg-Id = svix-id, the receiver's headers) and answers 200 after the
 // PubAck. No verification, no parsing: what storing a webhook costs at least.
-// It runs in the bench process, on its own NATS connection.
+// In exec mode it runs as a child process of its own, as the receiver does
+// ([startFloorChild]), so neither shares a Go runtime with the load
+// generator; in-process otherwise (the smoke test).
 type floorServer struct {
 	url  string
 	srv  *http.Server
@@ -89,4 +97,80 @@ func (f *floorServer) close() {
 		_ = f.srv.Close()
 	}
 	f.nc.Close()
+}
+
+// floorChildEnv, when set to a NATS URL, makes this binary run only the
+// floor server against it: see [startFloorChild].
+const floorChildEnv = "BENCH_FLOOR_CHILD_NATS"
+
+// floor is a started floor server, in the bench process or a child.
+type floor struct {
+	url   string
+	close func()
+}
+
+// startFloorChild re-executes this binary with [floorChildEnv] set; the
+// child serves the floor and prints its URL on the first line of stdout.
+func startFloorChild(ctx context.Context, natsURL string) (*floor, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("floor child: %w", err)
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), floorChildEnv+"="+natsURL)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("floor child: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("floor child: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	stop := func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}
+	urlc := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		urlc <- strings.TrimSpace(line)
+	}()
+	select {
+	case u := <-urlc:
+		if !strings.HasPrefix(u, "http://") {
+			stop()
+			return nil, fmt.Errorf("floor child: printed %q instead of a URL", u)
+		}
+		return &floor{url: u, close: stop}, nil
+	case err := <-done:
+		return nil, fmt.Errorf("floor child exited: %v", err)
+	case <-time.After(15 * time.Second):
+		stop()
+		return nil, errors.New("floor child: no URL after 15s")
+	case <-ctx.Done():
+		stop()
+		return nil, ctx.Err()
+	}
+}
+
+// floorChildMain serves the floor for [startFloorChild] until SIGTERM or SIGINT.
+func floorChildMain(natsURL string) int {
+	f, err := startFloor(natsURL)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench floor child:", err)
+		return 1
+	}
+	fmt.Println(f.url)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	f.close()
+	return 0
 }

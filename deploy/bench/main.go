@@ -31,6 +31,9 @@ func main() {
 	if dir := os.Getenv(natsChildEnv); dir != "" {
 		os.Exit(natsChildMain(dir))
 	}
+	if url := os.Getenv(floorChildEnv); url != "" {
+		os.Exit(floorChildMain(url))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
