@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -9,9 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -112,52 +109,11 @@ type floor struct {
 // startFloorChild re-executes this binary with [floorChildEnv] set; the
 // child serves the floor and prints its URL on the first line of stdout.
 func startFloorChild(ctx context.Context, natsURL string) (*floor, error) {
-	self, err := os.Executable()
+	u, _, stop, err := startChild(ctx, "floor child", floorChildEnv+"="+natsURL, "http://")
 	if err != nil {
-		return nil, fmt.Errorf("floor child: %w", err)
+		return nil, err
 	}
-	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), floorChildEnv+"="+natsURL)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, fmt.Errorf("floor child: %w", err)
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("floor child: %w", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	}
-	urlc := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(out).ReadString('\n')
-		urlc <- strings.TrimSpace(line)
-	}()
-	select {
-	case u := <-urlc:
-		if !strings.HasPrefix(u, "http://") {
-			stop()
-			return nil, fmt.Errorf("floor child: printed %q instead of a URL", u)
-		}
-		return &floor{url: u, close: stop}, nil
-	case err := <-done:
-		return nil, fmt.Errorf("floor child exited: %v", err)
-	case <-time.After(15 * time.Second):
-		stop()
-		return nil, errors.New("floor child: no URL after 15s")
-	case <-ctx.Done():
-		stop()
-		return nil, ctx.Err()
-	}
+	return &floor{url: u, close: stop}, nil
 }
 
 // floorChildMain serves the floor for [startFloorChild] until SIGTERM or SIGINT.

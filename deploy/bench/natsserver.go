@@ -89,23 +89,34 @@ func runEmbeddedNATS(storeDir string) (*server.Server, error) {
 // runChildNATS re-executes this binary with [natsChildEnv] set; the child runs
 // the server and prints its client URL on the first line of stdout.
 func runChildNATS(ctx context.Context, storeDir string) (*natsServer, error) {
+	u, pid, stop, err := startChild(ctx, "nats child", natsChildEnv+"="+storeDir, "://")
+	if err != nil {
+		return nil, err
+	}
+	return &natsServer{URL: u, Where: "child process (this binary re-executed)", PID: pid, stop: func() error { stop(); return nil }}, nil
+}
+
+// startChild re-executes this binary with env added; the child prints its
+// address on the first line of stdout, which must contain want. stop sends
+// SIGTERM and waits (killing after 10 s).
+func startChild(ctx context.Context, what, env, want string) (addr string, pid int, stop func(), err error) {
 	self, err := os.Executable()
 	if err != nil {
-		return nil, fmt.Errorf("nats child: %w", err)
+		return "", 0, nil, fmt.Errorf("%s: %w", what, err)
 	}
 	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), natsChildEnv+"="+storeDir)
+	cmd.Env = append(os.Environ(), env)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, fmt.Errorf("nats child: %w", err)
+		return "", 0, nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("nats child: %w", err)
+		return "", 0, nil, fmt.Errorf("%s: %w", what, err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	stop := func() error {
+	stop = func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-done:
@@ -113,7 +124,6 @@ func runChildNATS(ctx context.Context, storeDir string) (*natsServer, error) {
 			_ = cmd.Process.Kill()
 			<-done
 		}
-		return nil
 	}
 	urlc := make(chan string, 1)
 	go func() {
@@ -124,19 +134,19 @@ func runChildNATS(ctx context.Context, storeDir string) (*natsServer, error) {
 	}()
 	select {
 	case u := <-urlc:
-		if !strings.Contains(u, "://") {
-			_ = stop()
-			return nil, fmt.Errorf("nats child: printed %q instead of a URL", u)
+		if !strings.Contains(u, want) {
+			stop()
+			return "", 0, nil, fmt.Errorf("%s: printed %q instead of an address", what, u)
 		}
-		return &natsServer{URL: u, Where: "child process (this binary re-executed)", PID: cmd.Process.Pid, stop: stop}, nil
+		return u, cmd.Process.Pid, stop, nil
 	case err := <-done:
-		return nil, fmt.Errorf("nats child exited: %v", err)
+		return "", 0, nil, fmt.Errorf("%s exited: %v", what, err)
 	case <-time.After(15 * time.Second):
-		_ = stop()
-		return nil, errors.New("nats child: no URL after 15s")
+		stop()
+		return "", 0, nil, fmt.Errorf("%s: no address after 15s", what)
 	case <-ctx.Done():
-		_ = stop()
-		return nil, ctx.Err()
+		stop()
+		return "", 0, nil, ctx.Err()
 	}
 }
 

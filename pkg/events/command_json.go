@@ -87,7 +87,27 @@ func (r Recipient) AppendJSON(dst []byte) []byte {
 func (s *Subscriber) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `{"subscriberId":`...)
 	dst = AppendJSONString(dst, s.SubscriberID)
-	for _, f := range [...]struct{ key, val string }{
+	for _, f := range s.ProfileFields() {
+		if f.Value != "" {
+			dst = append(dst, f.Key...)
+			dst = AppendJSONString(dst, f.Value)
+		}
+	}
+	if len(s.Data) > 0 {
+		dst = append(dst, `,"data":`...)
+		dst = AppendJSONStringMap(dst, s.Data)
+	}
+	return append(dst, '}')
+}
+
+// ProfileField is one of a subscriber's profile fields on the wire: Key is
+// its JSON name with the comma before and the colon after it
+// (`,"firstName":`), ready to append.
+type ProfileField struct{ Key, Value string }
+
+// ProfileFields lists s's profile fields in wire order, the timezone last.
+func (s *Subscriber) ProfileFields() [7]ProfileField {
+	return [...]ProfileField{
 		{`,"firstName":`, s.FirstName},
 		{`,"lastName":`, s.LastName},
 		{`,"email":`, s.Email},
@@ -95,29 +115,26 @@ func (s *Subscriber) AppendJSON(dst []byte) []byte {
 		{`,"avatar":`, s.Avatar},
 		{`,"locale":`, s.Locale},
 		{`,"timezone":`, s.Timezone},
-	} {
-		if f.val != "" {
-			dst = append(dst, f.key...)
-			dst = AppendJSONString(dst, f.val)
-		}
 	}
-	if len(s.Data) > 0 {
-		var small [8]string
-		keys := small[:0]
-		for k := range s.Data {
-			keys = append(keys, k)
+}
+
+// AppendJSONStringMap appends m as a JSON object, keys sorted, so the same
+// map always gives the same bytes.
+func AppendJSONStringMap(dst []byte, m map[string]string) []byte {
+	var small [8]string
+	keys := small[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	dst = append(dst, '{')
+	for i, k := range keys {
+		if i > 0 {
+			dst = append(dst, ',')
 		}
-		slices.Sort(keys)
-		dst = append(dst, `,"data":{`...)
-		for i, k := range keys {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = AppendJSONString(dst, k)
-			dst = append(dst, ':')
-			dst = AppendJSONString(dst, s.Data[k])
-		}
-		dst = append(dst, '}')
+		dst = AppendJSONString(dst, k)
+		dst = append(dst, ':')
+		dst = AppendJSONString(dst, m[k])
 	}
 	return append(dst, '}')
 }

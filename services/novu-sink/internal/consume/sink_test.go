@@ -563,6 +563,8 @@ func TestDryRunSendsNothingAndAcks(t *testing.T) {
 	cfg.DryRun = true
 	h.start(cfg)
 	h.eventually(10*time.Second, "both acked", func() bool { return h.allAcked(2) })
+	// The server has the ack before the runtime reports the settlement.
+	h.eventually(5*time.Second, "both counted", func() bool { return h.metric("sink_triggers_total", "outcome", "dry_run") == 2 })
 	if h.fake.Calls() != 0 {
 		t.Errorf("Novu saw %d calls in a dry run, want 0", h.fake.Calls())
 	}

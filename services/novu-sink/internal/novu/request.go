@@ -3,7 +3,6 @@ package novu
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"slices"
 	"strconv"
 
 	"github.com/clerknovu/pipeline/pkg/events"
@@ -69,43 +68,6 @@ func appendRecipient(dst []byte, r events.Recipient) []byte {
 		return r.Subscriber.AppendJSON(dst)
 	}
 	return append(dst, "null"...)
-}
-
-// profileField is one SubscriberPayloadDto field: its key (with the comma
-// and colon around it) and value.
-type profileField struct{ key, val string }
-
-// profileFields lists s's profile fields in wire order; the timezone is last.
-func profileFields(s *events.Subscriber) [7]profileField {
-	return [...]profileField{
-		{`,"firstName":`, s.FirstName},
-		{`,"lastName":`, s.LastName},
-		{`,"email":`, s.Email},
-		{`,"phone":`, s.Phone},
-		{`,"avatar":`, s.Avatar},
-		{`,"locale":`, s.Locale},
-		{`,"timezone":`, s.Timezone},
-	}
-}
-
-// appendStringMap appends m as a JSON object, keys sorted so that the same
-// map always gives the same bytes.
-func appendStringMap(dst []byte, m map[string]string) []byte {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	dst = append(dst, '{')
-	for i, k := range keys {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = events.AppendJSONString(dst, k)
-		dst = append(dst, ':')
-		dst = events.AppendJSONString(dst, m[k])
-	}
-	return append(dst, '}')
 }
 
 // IdempotencyKey derives the Idempotency-Key of a call from base (the

@@ -72,18 +72,17 @@ func (c *Client) topicURL(key string) string { return c.base + TopicsPath + "/" 
 func AppendUpsertSubscriber(dst []byte, s *events.Subscriber) []byte {
 	dst = append(dst, `{"subscriberId":`...)
 	dst = events.AppendJSONString(dst, s.SubscriberID)
-	fields := profileFields(s)
+	fields := s.ProfileFields()
 	for _, f := range fields[:len(fields)-1] { // not the timezone
-
-		dst = append(dst, f.key...)
-		if f.val == "" {
+		dst = append(dst, f.Key...)
+		if f.Value == "" {
 			dst = append(dst, "null"...)
 		} else {
-			dst = events.AppendJSONString(dst, f.val)
+			dst = events.AppendJSONString(dst, f.Value)
 		}
 	}
 	dst = append(dst, `,"data":`...)
-	dst = appendStringMap(dst, s.Data)
+	dst = events.AppendJSONStringMap(dst, s.Data)
 	return append(dst, '}')
 }
 
