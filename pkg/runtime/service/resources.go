@@ -13,13 +13,19 @@ const (
 	// DefaultRouterAckWait is ROUTER_ACK_WAIT's default.
 	DefaultRouterAckWait = 30 * time.Second
 	// DefaultNovuTimeout is NOVU_TIMEOUT's default; NOVU_ACK_WAIT defaults to
-	// max(30s, 3 × NOVU_TIMEOUT).
+	// [DefaultSinkAckWait] of it.
 	DefaultNovuTimeout = 10 * time.Second
+	// MinSinkAckWait is the floor of NOVU_ACK_WAIT's default.
+	MinSinkAckWait = 30 * time.Second
 	// DefaultRouterMaxDeliver is ROUTER_MAX_DELIVER's default.
 	DefaultRouterMaxDeliver = 10
 	// DefaultSinkMaxDeliver is NOVU_MAX_DELIVER's default.
 	DefaultSinkMaxDeliver = 20
 )
+
+// DefaultSinkAckWait is NOVU_ACK_WAIT's default for a Novu call timeout:
+// max([MinSinkAckWait], 3 × timeout), so a call and its retry fit in it.
+func DefaultSinkAckWait(timeout time.Duration) time.Duration { return max(MinSinkAckWait, 3*timeout) }
 
 // Resources reads the settings that shape every JetStream resource of the
 // pipeline from the variables the services read: STREAM_* (see [Env.NATS]),
@@ -31,7 +37,7 @@ func (e *Env) Resources() events.ResourceOptions {
 	nc := e.NATS()
 	novuTimeout := e.Duration("NOVU_TIMEOUT", DefaultNovuTimeout)
 	sink := []events.ConsumerOption{
-		events.WithAckWait(e.Duration("NOVU_ACK_WAIT", max(30*time.Second, 3*novuTimeout))),
+		events.WithAckWait(e.Duration("NOVU_ACK_WAIT", DefaultSinkAckWait(novuTimeout))),
 		events.WithMaxDeliver(consume.ServerMaxDeliver(e.Int("NOVU_MAX_DELIVER", DefaultSinkMaxDeliver, 1))),
 	}
 	return events.ResourceOptions{

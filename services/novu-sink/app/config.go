@@ -15,7 +15,7 @@ const (
 	DefaultAddr            = ":8082"
 	DefaultAPIURL          = "https://api.novu.co"
 	EUAPIURL               = "https://eu.api.novu.co"
-	DefaultTimeout         = 10 * time.Second
+	DefaultTimeout         = service.DefaultNovuTimeout
 	DefaultRetryBase       = time.Second
 	DefaultRetryMax        = 5 * time.Minute
 	DefaultMaxDeliver      = service.DefaultSinkMaxDeliver
@@ -28,8 +28,6 @@ const (
 	DefaultFetchWait       = time.Second
 	// DefaultShutdownTimeout is SHUTDOWN_TIMEOUT's default, shared by every service.
 	DefaultShutdownTimeout = service.DefaultShutdownTimeout
-	// MinAckWait is the floor of the default ack wait, max(MinAckWait, 3×timeout).
-	MinAckWait = 30 * time.Second
 )
 
 // Secret is a string that never shows in logs or formatted output.
@@ -131,15 +129,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		FetchWait:       env.Duration("NOVU_FETCH_WAIT", DefaultFetchWait),
 		ShutdownTimeout: env.ShutdownTimeout(),
 	}
-	c.AckWait = env.Duration("NOVU_ACK_WAIT", defaultAckWait(c.Timeout))
+	c.AckWait = env.Duration("NOVU_ACK_WAIT", service.DefaultSinkAckWait(c.Timeout))
 	c.validate(env)
 	if err := env.Err(); err != nil {
 		return Config{}, err
 	}
 	return c, nil
 }
-
-func defaultAckWait(timeout time.Duration) time.Duration { return max(MinAckWait, 3*timeout) }
 
 // loopback reports whether host is localhost or a loopback IP address.
 func loopback(host string) bool {

@@ -44,18 +44,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Duration of Novu API calls, by endpoint (trigger, bulk).",
 			Buckets: prometheus.ExponentialBucketsRange(0.005, 30, 14),
 		}, []string{"endpoint"}),
-		breakerState: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "sink_breaker_state",
-			Help: "State of the Novu circuit breaker: 0 closed, 1 half-open, 2 open.",
-		}),
-		breakerTransitions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sink_breaker_transitions_total",
-			Help: "Novu circuit breaker state changes, by from and to state.",
-		}, []string{"from", "to"}),
-		rateLimitWait: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "sink_rate_limit_wait_seconds_total",
-			Help: "Seconds spent waiting for client-side rate-limit tokens, plus the seconds of pause Novu asked for (429 Retry-After, an empty bucket).",
-		}),
 		endToEnd: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "pipeline_end_to_end_seconds",
 			Help:    "From the receiver accepting the webhook to Novu accepting the trigger.",
@@ -67,10 +55,27 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: []float64{1, 10, 25, 50, 75, 100},
 		}),
 	}
+	m.breakerState, m.breakerTransitions, m.rateLimitWait = newGateMetrics("sink_", "Novu's trigger calls")
 	for _, c := range []prometheus.Collector{m.triggers, m.requestDuration, m.breakerState, m.breakerTransitions, m.rateLimitWait, m.endToEnd, m.bulkSize} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// newGateMetrics returns the collectors of a breaker and a rate limiter
+// guarding calls: <prefix>breaker_state, <prefix>breaker_transitions_total
+// and <prefix>rate_limit_wait_seconds_total.
+func newGateMetrics(prefix, calls string) (prometheus.Gauge, *prometheus.CounterVec, prometheus.Counter) {
+	return prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: prefix + "breaker_state",
+			Help: "State of the circuit breaker of " + calls + ": 0 closed, 1 half-open, 2 open.",
+		}), prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: prefix + "breaker_transitions_total",
+			Help: "State changes of the circuit breaker of " + calls + ", by from and to state.",
+		}, []string{"from", "to"}), prometheus.NewCounter(prometheus.CounterOpts{
+			Name: prefix + "rate_limit_wait_seconds_total",
+			Help: "Seconds " + calls + " spent waiting for client-side rate-limit tokens, plus the seconds of pause Novu asked for (429 Retry-After, an empty bucket).",
+		})
 }

@@ -74,20 +74,8 @@ func NewSync(cfg Config, deps SyncDeps) (*SyncSink, error) {
 		return nil, fmt.Errorf("%w: no sync state bucket", ErrMisconfigured)
 	}
 	deps.setDefaults()
-	m := &metrics{
-		breakerState: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "sink_sync_breaker_state",
-			Help: "State of the circuit breaker of Novu's subscriber and topic calls: 0 closed, 1 half-open, 2 open.",
-		}),
-		breakerTransitions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sink_sync_breaker_transitions_total",
-			Help: "State changes of the sync circuit breaker, by from and to state.",
-		}, []string{"from", "to"}),
-		rateLimitWait: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "sink_sync_rate_limit_wait_seconds_total",
-			Help: "Time sync calls spent waiting for the configuration category's client-side rate limit or a Novu-requested pause.",
-		}),
-	}
+	m := &metrics{}
+	m.breakerState, m.breakerTransitions, m.rateLimitWait = newGateMetrics("sink_sync_", "Novu's subscriber and topic calls")
 	s := &SyncSink{
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sink_sync_commands_total",
@@ -128,7 +116,7 @@ func NewSync(cfg Config, deps SyncDeps) (*SyncSink, error) {
 // ctx is done, as [Sink.Run] does for triggers.
 func (s *SyncSink) Run(ctx context.Context, src Source) error {
 	s.stopping = ctx
-	cfg := s.runtimeConfig(func(subject string) string { return strings.TrimPrefix(subject, "novu.") }) // dlq.sink.sync.<kind>
+	cfg := s.runtimeConfig(syncSuffix)
 	opts := []rt.Option{rt.WithLogger(s.log), rt.WithTracing(s.tracer, s.prop), rt.WithAttributes(spanAttributes), rt.WithObserver(s.observeSync)}
 	if !s.cfg.DryRun {
 		opts = append(opts, rt.WithGate(rt.GateFunc(s.gate)))
@@ -212,4 +200,11 @@ func (s *SyncSink) observeSync(_ context.Context, m *rt.Message, v rt.Verdict, s
 		out, status = "skipped", reason
 	}
 	s.commands.WithLabelValues(kind, out, status).Inc()
+}
+
+// syncSuffix is the dead letter's subject suffix of a sync subject
+// novu.sync.<kind>...: sync.<kind>..., so dead letters land on
+// dlq.sink.sync.<kind>... apart from triggers' dlq.sink.<workflowId>.
+func syncSuffix(subject string) string {
+	return "sync." + strings.TrimPrefix(subject, events.NovuSyncSubjectPrefix)
 }
