@@ -18,6 +18,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// TestPauseHoldsTheDeliveryAndPausesConsumption runs two workers, one held
+// by msg_busy, so the loop can pull nothing more until it has collected
+// msg_pause's first Pause: msg_other, published after that Pause and before
+// it ends, and msg_busy's worker, freed during it, must both wait for its end.
 func TestPauseHoldsTheDeliveryAndPausesConsumption(t *testing.T) {
 	e := newEnv(t, time.Second, 10, nil)
 	type call struct {
@@ -29,61 +33,77 @@ func TestPauseHoldsTheDeliveryAndPausesConsumption(t *testing.T) {
 	var mu sync.Mutex
 	var seen []call
 	var pauseEnd, firstPauseEnd time.Time
-	published := make(chan struct{})
+	paused := make(chan struct{})
+	release := make(chan struct{})
+	cfg := fastConfig()
+	cfg.Concurrency = 2
 	rt, err := consume.New(e.cons, e.js, func(_ context.Context, m *consume.Message) consume.Verdict {
+		id := m.Header.Get(events.SvixIDHeader)
 		mu.Lock()
-		seen = append(seen, call{m.Header.Get(events.SvixIDHeader), m.NumDelivered, m.Calls, time.Now()})
-		pause := m.Header.Get(events.SvixIDHeader) == "msg_pause" && m.Calls <= 3
+		seen = append(seen, call{id, m.NumDelivered, m.Calls, time.Now()})
+		pause := id == "msg_pause" && m.Calls <= 3
 		if pause {
-			pauseEnd = time.Now().Add(150 * time.Millisecond)
+			pauseEnd = time.Now().Add(300 * time.Millisecond)
 			if m.Calls == 1 {
 				firstPauseEnd = pauseEnd
 			}
 		}
 		until := pauseEnd
 		mu.Unlock()
-		if !pause {
+		switch {
+		case id == "msg_busy":
+			<-release
 			return consume.Ack()
-		}
-		if m.Calls == 1 {
-			<-published // the second message is in the stream while paused
+		case !pause:
+			return consume.Ack()
+		case m.Calls == 1:
+			close(paused)
 		}
 		return consume.Pause(until, errors.New("novu 429"))
-	}, fastConfig())
+	}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	start(t, rt)
+	e.publish(t, "msg_busy", []byte(`{}`))
 	e.publish(t, "msg_pause", []byte(`{}`))
-	eventstest.Eventually(t, waitFor, "first call", func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) > 0 })
+	start(t, rt)
+	select {
+	case <-paused:
+	case <-time.After(waitFor):
+		t.Fatal("msg_pause never handled")
+	}
 	e.publish(t, "msg_other", []byte(`{}`))
-	close(published)
-	eventstest.Eventually(t, waitFor, "both acked", func() bool { return e.info(t).AckFloor.Stream == 2 })
+	close(release)
+	eventstest.Eventually(t, waitFor, "all acked", func() bool { return e.info(t).AckFloor.Stream == 3 })
 
 	mu.Lock()
 	defer mu.Unlock()
 	var pausedCalls, lastPausedCall int
+	var prevEnd time.Time
 	for _, c := range seen {
-		if c.id == "msg_pause" {
-			pausedCalls++
-			lastPausedCall = c.calls
-			if c.delivered != 1 {
-				t.Errorf("call %d saw NumDelivered %d, want 1: a pause must not use up deliveries", c.calls, c.delivered)
-			}
+		if c.id != "msg_pause" {
+			continue
 		}
+		pausedCalls++
+		lastPausedCall = c.calls
+		if c.delivered != 1 {
+			t.Errorf("call %d saw NumDelivered %d, want 1: a pause must not use up deliveries", c.calls, c.delivered)
+		}
+		if c.at.Before(prevEnd) {
+			t.Errorf("call %d at %v, before the pause that ended at %v", c.calls, c.at, prevEnd)
+		}
+		prevEnd = c.at.Add(300 * time.Millisecond)
 	}
 	if pausedCalls != 4 || lastPausedCall != 4 {
 		t.Errorf("paused message handled %d times (last Calls %d), want 4 (3 pauses, then ack)", pausedCalls, lastPausedCall)
 	}
-	// msg_other was in the stream during the first pause: nothing is pulled
-	// before it ends.
 	for _, c := range seen {
 		if c.id == "msg_other" && c.at.Before(firstPauseEnd) {
 			t.Errorf("msg_other handled at %v, during the pause that ended at %v", c.at, firstPauseEnd)
 		}
 	}
-	if ci := e.info(t); ci.NumRedelivered != 0 || ci.Delivered.Consumer != 2 {
-		t.Errorf("consumer delivered %d times (%d redelivered), want 2 deliveries and no redelivery", ci.Delivered.Consumer, ci.NumRedelivered)
+	if ci := e.info(t); ci.NumRedelivered != 0 || ci.Delivered.Consumer != 3 {
+		t.Errorf("consumer delivered %d times (%d redelivered), want 3 deliveries and no redelivery", ci.Delivered.Consumer, ci.NumRedelivered)
 	}
 }
 
