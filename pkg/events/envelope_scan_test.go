@@ -2,6 +2,7 @@ package events
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -109,7 +110,6 @@ var validSeeds = []string{
 	`{"a":1 "b":2}`, `{1:2}`, ` {"a" : [ 1 , { } ] } `, `{}{}`, `[[[[[]]]]]`, `{"a":"b"}x`,
 }
 
-// FuzzValidJSON checks validJSON against json.Valid.
 // FuzzEventType checks that EventType accepts and refuses exactly what
 // ParseEvent does, with the same type and the same error.
 func FuzzEventType(f *testing.F) {
@@ -136,6 +136,7 @@ func FuzzEventType(f *testing.F) {
 	})
 }
 
+// FuzzValidJSON checks validJSON against json.Valid.
 func FuzzValidJSON(f *testing.F) {
 	for _, s := range append(validSeeds, scanSeeds...) {
 		f.Add([]byte(s))
@@ -148,6 +149,39 @@ func FuzzValidJSON(f *testing.F) {
 			t.Fatalf("validJSON(%q) = %v, json.Valid says %v", b, got, want)
 		}
 	})
+}
+
+// TestHasStringStop checks the eight-bytes-at-a-time test against the
+// byte table for every byte value in every lane, among plain bytes of both
+// halves of the byte range.
+func TestHasStringStop(t *testing.T) {
+	for _, filler := range []byte{'a', 0x20, 0x7f, 0x80, 0xff} {
+		for v := range 256 {
+			for lane := range 8 {
+				var w [8]byte
+				for i := range w {
+					w[i] = filler
+				}
+				w[lane] = byte(v)
+				if got := hasStringStop(binary.LittleEndian.Uint64(w[:])); got != stringStop[v] {
+					t.Fatalf("hasStringStop(%q) = %v, want %v", w, got, stringStop[v])
+				}
+			}
+		}
+	}
+}
+
+// TestValidStringAtEveryOffset puts each kind of stop byte at every offset
+// of a long string, so both the eight-byte and the byte loop meet it.
+func TestValidStringAtEveryOffset(t *testing.T) {
+	for _, stop := range []string{`"`, `\n`, `\u00e9`, "\x01", `\x`, "\x7f\xff"} {
+		for n := range 24 {
+			b := []byte(`"` + strings.Repeat("x", n) + stop + strings.Repeat("y", 17) + `"`)
+			if got, want := validJSON(b), json.Valid(b); got != want {
+				t.Errorf("validJSON(%q) = %v, json.Valid says %v", b, got, want)
+			}
+		}
+	}
 }
 
 func TestValidJSONDepth(t *testing.T) {
