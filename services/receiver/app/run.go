@@ -123,12 +123,9 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	if err != nil {
 		return err
 	}
-	// The webhook port serves the webhook path and nothing else (404).
-	mux := http.NewServeMux()
-	mux.Handle(cfg.Path, webhook)
 	// BaseContext stays the default: cancelling ctx must not abort in-flight
 	// webhooks, which Shutdown lets finish.
-	srv := service.NewHTTPServer(cfg.Addr, mux)
+	srv := service.NewHTTPServer(cfg.Addr, onlyPath(cfg.Path, webhook))
 	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 
 	opsMux := http.NewServeMux()
@@ -176,6 +173,20 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	}
 	log.Info("receiver stopped")
 	return err
+}
+
+// onlyPath serves h at exactly path and 404 everywhere else: the webhook
+// port serves the webhook and nothing more. One string comparison instead of
+// a ServeMux, whose pattern matching, path cleaning and redirects the one
+// fixed path does not need.
+func onlyPath(path string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != path {
+			http.NotFound(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // provision ensures the streams in the background (created when missing,

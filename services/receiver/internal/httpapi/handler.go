@@ -143,7 +143,11 @@ func New(o Options) (http.Handler, error) {
 	// The sender's trace context still passes on to the message.
 	if _, off := o.TracerProvider.(tracenoop.TracerProvider); off {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			h.ServeHTTP(w, r.WithContext(o.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))))
+			// WithContext copies the request: only when there is a context to carry.
+			if ctx := o.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header)); ctx != r.Context() {
+				r = r.WithContext(ctx)
+			}
+			h.ServeHTTP(w, r)
 		}), nil
 	}
 	return otelhttp.NewHandler(h, "receive",
