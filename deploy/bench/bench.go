@@ -179,7 +179,8 @@ func (b *bench) run(ctx context.Context) (*Report, error) {
 	return b.report, nil
 }
 
-// ingestRow runs phase A then phase B at concurrency c.
+// ingestRow runs phase A, then phase B between the two halves of the floor,
+// at concurrency c.
 func (b *bench) ingestRow(ctx context.Context, p *pipeline, c int) (IngestRow, error) {
 	row := IngestRow{Concurrency: c}
 	pool, err := b.gen.make(4096, "")
@@ -194,32 +195,24 @@ func (b *bench) ingestRow(ctx context.Context, p *pipeline, c int) (IngestRow, e
 	if b.cfg.ingestMax > 0 {
 		n = min(n, b.cfg.ingestMax)
 	}
+	// Fresh svix-ids for each (the floor's would otherwise be duplicates
+	// of B's, cheaper to store).
 	hooks, err := b.gen.make(n+200, "")
 	if err != nil {
 		return row, err
 	}
-	b.logf("phase B: up to %d pre-signed webhooks, c=%d, %v", n, c, b.cfg.duration)
-	resetPeaks(p)
-	var profile chan error
-	if b.cfg.pprofDir != "" && c == maxInt(b.cfg.concurrency) {
-		profile = make(chan error, 1)
-		go func() { profile <- b.cpuProfile(ctx, p, fmt.Sprintf("receiver-cpu-c%d.pprof", c)) }()
-	}
-	if row.Ingest, err = phaseIngest(ctx, p, b.client, p.webhookURL, hooks[:200], hooks[200:], c, b.cfg.duration); err != nil {
-		return row, err
-	}
-	row.Memory = readPeaks(p)
-	if profile != nil {
-		if err := <-profile; err != nil {
-			b.report.Errors = append(b.report.Errors, err.Error())
-		}
-	}
-	// The floor, right after B, with fresh svix-ids (B's would be duplicates,
-	// cheaper to store) and the same client and concurrency.
 	floorHooks, err := b.gen.make(n+200, "")
 	if err != nil {
 		return row, err
 	}
+	resume, err := pauseRouter(ctx, p)
+	if err != nil {
+		return row, err
+	}
+	defer resume()
+	// The floor runs half of its time before B and half after (ABBA): a
+	// machine getting busier or quieter during the row, or what phase A
+	// left to the disk and the server, weighs on both alike.
 	var fl *floor
 	if b.cfg.mode == modeExec {
 		fl, err = startFloorChild(ctx, p.natsURL)
@@ -232,12 +225,41 @@ func (b *bench) ingestRow(ctx context.Context, p *pipeline, c int) (IngestRow, e
 	if err != nil {
 		return row, err
 	}
-	b.logf("floor: bare net/http + async publish, up to %d webhooks, c=%d, %v", n, c, b.cfg.duration)
-	row.Floor, err = phaseIngest(ctx, p, b.client, fl.url, floorHooks[:200], floorHooks[200:], c, b.cfg.duration)
-	fl.close()
-	if err != nil {
-		return row, err
+	defer fl.close()
+	pids := p.pids()
+	if fl.pid > 0 {
+		pids[floorProcessName] = fl.pid
 	}
+	floorRun, err := startIngest(ctx, b.client, fl.url, floorHooks[:200], floorHooks[200:], c, pids)
+	if err != nil {
+		return row, fmt.Errorf("floor: %w", err)
+	}
+	firstHalf := b.cfg.duration / 2
+	b.logf("floor: bare net/http + async publish, up to %d webhooks, c=%d, %v before phase B and %v after", n, c, firstHalf, b.cfg.duration-firstHalf)
+	floorRun.run(ctx, firstHalf)
+
+	b.logf("phase B: up to %d pre-signed webhooks, c=%d, %v", n, c, b.cfg.duration)
+	ingest, err := startIngest(ctx, b.client, p.webhookURL, hooks[:200], hooks[200:], c, pids)
+	if err != nil {
+		return row, fmt.Errorf("phase B: %w", err)
+	}
+	resetPeaks(p)
+	var profile chan error
+	if b.cfg.pprofDir != "" && c == maxInt(b.cfg.concurrency) {
+		profile = make(chan error, 1)
+		go func() { profile <- b.cpuProfile(ctx, p, fmt.Sprintf("receiver-cpu-c%d.pprof", c)) }()
+	}
+	ingest.run(ctx, b.cfg.duration)
+	row.Ingest = ingest.throughput()
+	row.Memory = readPeaks(p)
+	if profile != nil {
+		if err := <-profile; err != nil {
+			b.report.Errors = append(b.report.Errors, err.Error())
+		}
+	}
+
+	floorRun.run(ctx, b.cfg.duration-firstHalf)
+	row.Floor = floorRun.throughput()
 	if row.Floor.PerSecond > 0 {
 		row.FloorRatio = float64(int(row.Ingest.PerSecond/row.Floor.PerSecond*1000+0.5)) / 1000
 	}
@@ -265,39 +287,84 @@ func (b *bench) delivery(ctx context.Context, p *pipeline, plan deliveryPlan) (D
 // maxIngestPool bounds the webhooks pre-signed for one phase B run.
 const maxIngestPool = 300_000
 
-// phaseIngest is phase B (and the floor, at another url): concurrency
-// workers post the pre-signed hooks to url, each waiting for its answer before the next, for d or until
-// the hooks run out; only 2xx count.
-// The router's consumer is paused meanwhile, and what B stored is purged
-// after, so that only the receiver and NATS work during the measurement.
-func phaseIngest(ctx context.Context, p *pipeline, client *http.Client, url string, warm, hooks []webhook, concurrency int, d time.Duration) (Throughput, error) {
-	if _, err := p.js.PauseConsumer(ctx, events.StreamClerk, events.DurableRouter, time.Now().Add(time.Hour)); err != nil {
-		return Throughput{}, fmt.Errorf("phase B: pause the router's consumer: %w", err)
+// ingestRun is phase B, or the floor at another url: concurrency workers
+// post pre-signed hooks to url, each waiting for its answer before the next;
+// only 2xx count. It is measured in one or more timed runs, which share the
+// hooks and add up their counts, latencies and CPU time.
+type ingestRun struct {
+	client      *http.Client
+	url         string
+	hooks       []webhook
+	next        atomic.Int64 // hooks taken
+	concurrency int
+	res         loopResult
+	meter       *cpuMeter
+}
+
+// startIngest warms up url with warm (connections, buffers, the runtime)
+// and returns the run, its CPU meter over pids paused.
+func startIngest(ctx context.Context, client *http.Client, url string, warm, hooks []webhook, concurrency int, pids map[string]int) (*ingestRun, error) {
+	in := &ingestRun{client: client, url: url, hooks: warm, concurrency: concurrency}
+	if err := in.post(ctx, 0).err(); err != nil {
+		return nil, fmt.Errorf("warm-up of %s: %w", url, err)
 	}
-	defer func() {
+	in.hooks = hooks
+	in.next.Store(0)
+	in.meter = startCPU(pids)
+	in.meter.pause()
+	return in, nil
+}
+
+// post runs the workers for d (0: until the hooks run out).
+func (in *ingestRun) post(ctx context.Context, d time.Duration) *loopResult {
+	left := len(in.hooks) - int(in.next.Load())
+	if left <= 0 {
+		return &loopResult{}
+	}
+	return closedLoop(ctx, in.concurrency, d, left, func(ctx context.Context) (time.Duration, error) {
+		w := &in.hooks[int(in.next.Add(1))-1]
+		start := time.Now()
+		err := post(ctx, in.client, in.url, w)
+		return time.Since(start), err
+	})
+}
+
+// run measures one timed run of d and adds it to the others.
+func (in *ingestRun) run(ctx context.Context, d time.Duration) {
+	in.meter.resume()
+	r := in.post(ctx, d)
+	in.meter.pause()
+	in.res.ok += r.ok
+	in.res.fail += r.fail
+	in.res.lat = append(in.res.lat, r.lat...)
+	in.res.elapsed += r.elapsed
+	if in.res.firstErr == nil {
+		in.res.firstErr = r.firstErr
+	}
+}
+
+// throughput is what the runs measured together.
+func (in *ingestRun) throughput() Throughput {
+	t := in.res.throughput(in.concurrency)
+	t.CPU = in.meter.stop(t.OK)
+	return t
+}
+
+// pauseRouter pauses the router's consumer while phase B and the floor run,
+// so that only the receiver (or the floor) and NATS work. The returned func
+// purges what they stored in CLERK and resumes the consumer.
+func pauseRouter(ctx context.Context, p *pipeline) (func(), error) {
+	if _, err := p.js.PauseConsumer(ctx, events.StreamClerk, events.DurableRouter, time.Now().Add(time.Hour)); err != nil {
+		return nil, fmt.Errorf("phase B: pause the router's consumer: %w", err)
+	}
+	return func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		if s, err := p.js.Stream(cctx, events.StreamClerk); err == nil {
 			_ = s.Purge(cctx)
 		}
 		_, _ = p.js.ResumeConsumer(cctx, events.StreamClerk, events.DurableRouter)
-	}()
-	postAll := func(list []webhook, d time.Duration) *loopResult {
-		var next atomic.Int64
-		return closedLoop(ctx, concurrency, d, len(list), func(ctx context.Context) (time.Duration, error) {
-			w := &list[int(next.Add(1))-1]
-			start := time.Now()
-			err := post(ctx, client, url, w)
-			return time.Since(start), err
-		})
-	}
-	if err := postAll(warm, 0).err(); err != nil {
-		return Throughput{}, fmt.Errorf("phase B warm-up: %w", err)
-	}
-	meter := startCPU(p.pids())
-	t := postAll(hooks, d).throughput(concurrency)
-	t.CPU = meter.stop(t.OK)
-	return t, nil
+	}, nil
 }
 
 // cpuProfile saves a CPU profile of the receiver, taken while phase B runs.

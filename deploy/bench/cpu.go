@@ -56,42 +56,66 @@ func cpuTime(pid int) (time.Duration, error) {
 }
 
 // cpuMeter measures the CPU time of the bench and of every service process
-// over one phase.
+// over one phase, which may be run in parts: [cpuMeter.pause] and
+// [cpuMeter.resume] leave out what happens between two parts.
 type cpuMeter struct {
-	pids  map[string]int
-	start map[string]time.Duration
-	wall  time.Time
+	pids    map[string]int
+	start   map[string]time.Duration
+	began   time.Time
+	running bool
+	used    map[string]time.Duration
+	wall    time.Duration
 }
 
 // startCPU snapshots the CPU time of this process and of pids.
 func startCPU(pids map[string]int) *cpuMeter {
-	m := &cpuMeter{pids: map[string]int{benchProcessName: 0}, start: map[string]time.Duration{}, wall: time.Now()}
+	m := &cpuMeter{pids: map[string]int{benchProcessName: 0}, used: map[string]time.Duration{}}
 	for name, pid := range pids {
 		m.pids[name] = pid
 	}
+	m.resume()
+	return m
+}
+
+// resume starts measuring again after [cpuMeter.pause].
+func (m *cpuMeter) resume() {
+	if m.running {
+		return
+	}
+	m.running, m.began, m.start = true, time.Now(), map[string]time.Duration{}
 	for name, pid := range m.pids {
 		if t, err := cpuTime(pid); err == nil {
 			m.start[name] = t
 		}
 	}
-	return m
 }
 
-// stop returns the CPU each process used since start, per message of msgs.
-func (m *cpuMeter) stop(msgs int) map[string]CPUUse {
-	wall := time.Since(m.wall)
-	out := map[string]CPUUse{}
-	var total time.Duration
+// pause adds the CPU time used since start or resume to the phase's.
+func (m *cpuMeter) pause() {
+	if !m.running {
+		return
+	}
+	m.running = false
+	m.wall += time.Since(m.began)
 	for name, pid := range m.pids {
 		t, err := cpuTime(pid)
 		start, ok := m.start[name]
-		if err != nil || !ok {
-			continue
+		if err == nil && ok {
+			m.used[name] += t - start
 		}
-		out[name] = cpuUse(t-start, wall, msgs)
-		total += t - start
 	}
-	out["total"] = cpuUse(total, wall, msgs)
+}
+
+// stop returns the CPU each process used while measured, per message of msgs.
+func (m *cpuMeter) stop(msgs int) map[string]CPUUse {
+	m.pause()
+	out := map[string]CPUUse{}
+	var total time.Duration
+	for name, d := range m.used {
+		out[name] = cpuUse(d, m.wall, msgs)
+		total += d
+	}
+	out["total"] = cpuUse(total, m.wall, msgs)
 	return out
 }
 

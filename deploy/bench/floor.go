@@ -103,17 +103,21 @@ const floorChildEnv = "BENCH_FLOOR_CHILD_NATS"
 // floor is a started floor server, in the bench process or a child.
 type floor struct {
 	url   string
+	pid   int // of the child process; 0 in-process
 	close func()
 }
+
+// floorProcessName names the floor's child process in CPU reports.
+const floorProcessName = "floor"
 
 // startFloorChild re-executes this binary with [floorChildEnv] set; the
 // child serves the floor and prints its URL on the first line of stdout.
 func startFloorChild(ctx context.Context, natsURL string) (*floor, error) {
-	u, _, stop, err := startChild(ctx, "floor child", floorChildEnv+"="+natsURL, "http://")
+	u, pid, stop, err := startChild(ctx, "floor child", floorChildEnv+"="+natsURL, "http://")
 	if err != nil {
 		return nil, err
 	}
-	return &floor{url: u, close: stop}, nil
+	return &floor{url: u, pid: pid, close: stop}, nil
 }
 
 // floorChildMain serves the floor for [startFloorChild] until SIGTERM or SIGINT.

@@ -364,7 +364,7 @@ func (r *Report) serviceNames() []string {
 // writeCPU prints each process's CPU time per message (and cores used) in
 // every phase.
 func (r *Report) writeCPU(w io.Writer) {
-	order := []string{benchProcessName, "receiver", "router", "novu-sink", natsServerName, "total"}
+	order := []string{benchProcessName, "receiver", floorProcessName, "router", "novu-sink", natsServerName, "total"}
 	present := map[string]bool{}
 	type line struct {
 		label string
@@ -373,7 +373,8 @@ func (r *Report) writeCPU(w io.Writer) {
 	var lines []line
 	for _, row := range r.Ingest {
 		lines = append(lines, line{fmt.Sprintf("A jetstream c=%d", row.Concurrency), row.Ceiling.CPU},
-			line{fmt.Sprintf("B ingest c=%d", row.Concurrency), row.Ingest.CPU})
+			line{fmt.Sprintf("B ingest c=%d", row.Concurrency), row.Ingest.CPU},
+			line{fmt.Sprintf("floor c=%d", row.Concurrency), row.Floor.CPU})
 	}
 	for _, d := range r.Delivery {
 		lines = append(lines, line{d.Name, d.CPU})
