@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -19,12 +20,16 @@ import (
 )
 
 // floorSubject is where the floor stores webhooks: in stream CLERK, which
-// phase B purges after, on a subject the router's filter never sees routed.
-const floorSubject = events.ClerkSubjectPrefix + "bench.floor"
+// the bench purges after each ingest row, while the router's consumer is
+// paused.
+const floorSubject = events.ClerkSubjectPrefix + floorEventType
+
+// floorEventType is the event type the floor's messages carry.
+const floorEventType = "bench.floor"
 
 // floorServer is the floor phase's server: a bare net/http handler that reads
 // the body and stores it with the receiver's asynchronous JetStream publish
-// (Nats-Msg-Id = svix-id, the receiver's headers) and answers 200 after the
+// (Nats-Msg-Id = svix-id, the receiver's five headers) and answers 200 after the
 // PubAck. No verification, no parsing: what storing a webhook costs at least.
 // In exec mode it runs as a child process of its own, as the receiver does
 // ([startFloorChild]), so neither shares a Go runtime with the load
@@ -63,11 +68,15 @@ func startFloor(natsURL string) (*floorServer, error) {
 			http.Error(w, "read", http.StatusBadRequest)
 			return
 		}
+		// The five headers the receiver sets, so that both store messages
+		// of the same size; with no parsing, the type is a fixed one.
 		id := r.Header.Get("Svix-Id")
 		msg := &nats.Msg{Subject: floorSubject, Data: buf.Bytes(), Header: nats.Header{
 			jetstream.MsgIDHeader:      {id},
 			events.SvixIDHeader:        {id},
 			events.SvixTimestampHeader: {r.Header.Get("Svix-Timestamp")},
+			events.EventTypeHeader:     {floorEventType},
+			events.ReceivedAtHeader:    {strconv.FormatInt(time.Now().UnixMilli(), 10)},
 		}}
 		paf, err := js.PublishMsgAsync(msg)
 		if err == nil {
