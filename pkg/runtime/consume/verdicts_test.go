@@ -23,7 +23,9 @@ import (
 // msg_pause's first Pause: msg_other, published after that Pause and before
 // it ends, and msg_busy's worker, freed during it, must both wait for its end.
 func TestPauseHoldsTheDeliveryAndPausesConsumption(t *testing.T) {
-	e := newEnv(t, time.Second, 10, nil)
+	// The three pauses hold msg_pause for about 0.9 s: an ack wait well
+	// above that keeps this test about pauses, not about the keep-alive.
+	e := newEnv(t, 5*time.Second, 10, nil)
 	type call struct {
 		id        string
 		delivered uint64
@@ -37,6 +39,7 @@ func TestPauseHoldsTheDeliveryAndPausesConsumption(t *testing.T) {
 	release := make(chan struct{})
 	cfg := fastConfig()
 	cfg.Concurrency = 2
+	cfg.AckWait = 5 * time.Second
 	rt, err := consume.New(e.cons, e.js, func(_ context.Context, m *consume.Message) consume.Verdict {
 		id := m.Header.Get(events.SvixIDHeader)
 		mu.Lock()
