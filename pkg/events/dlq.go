@@ -86,7 +86,7 @@ func (d DeadLetter) Msg(body []byte, src nats.Header, opts ...MsgOption) *nats.M
 		h.Set(jetstream.MsgIDHeader, "dlq."+d.Stage+"."+d.SourceSubject+"."+strconv.FormatUint(d.SourceSequence, 10))
 	}
 	h.Set(DLQStageHeader, d.Stage)
-	h.Set(DLQReasonHeader, oneLine(truncateUTF8([]byte(d.Reason), MaxDLQReasonBytes)))
+	h.Set(DLQReasonHeader, oneLine(TruncateUTF8(d.Reason, MaxDLQReasonBytes)))
 	if d.Deliveries > 0 {
 		h.Set(DLQDeliveriesHeader, strconv.FormatUint(d.Deliveries, 10))
 	}
@@ -103,7 +103,7 @@ func (d DeadLetter) Msg(body []byte, src nats.Header, opts ...MsgOption) *nats.M
 		h.Set(DLQHTTPStatusHeader, strconv.Itoa(d.HTTPStatus))
 	}
 	if len(d.Response) > 0 {
-		h.Set(DLQResponseHeader, oneLine(truncateUTF8(d.Response, MaxDLQResponseBytes)))
+		h.Set(DLQResponseHeader, oneLine(string(TruncateUTF8(d.Response, MaxDLQResponseBytes))))
 	}
 	if !d.FirstFailure.IsZero() {
 		h.Set(DLQFirstFailureHeader, d.FirstFailure.UTC().Format(time.RFC3339Nano))
@@ -136,7 +136,7 @@ func fit(m *nats.Msg, limit int64) {
 	m.Header.Set(DLQTruncatedHeader, strconv.Itoa(full))
 	room := limit - (size() - int64(len(m.Data)))
 	if room >= 0 {
-		m.Data = []byte(truncateUTF8(m.Data, int(room)))
+		m.Data = TruncateUTF8(m.Data, int(room))
 		return
 	}
 	m.Data = nil
@@ -147,21 +147,21 @@ func fit(m *nats.Msg, limit int64) {
 	}
 }
 
-// truncateUTF8 cuts b to at most n bytes without splitting a UTF-8 sequence
+// TruncateUTF8 cuts s to at most n bytes without splitting a UTF-8 sequence
 // at the cut (it backs up at most three bytes, so bytes that are not UTF-8
-// at all are cut at n).
-func truncateUTF8(b []byte, n int) string {
-	if len(b) <= n {
-		return string(b)
+// at all are cut at n). The result shares s's bytes.
+func TruncateUTF8[S ~string | ~[]byte](s S, n int) S {
+	if len(s) <= n {
+		return s
 	}
 	cut := max(n, 0)
-	for i := 0; i < utf8.UTFMax-1 && cut > 0 && !utf8.RuneStart(b[cut]); i++ {
+	for i := 0; i < utf8.UTFMax-1 && cut > 0 && !utf8.RuneStart(s[cut]); i++ {
 		cut--
 	}
-	if !utf8.RuneStart(b[cut]) {
+	if !utf8.RuneStart(s[cut]) {
 		cut = n
 	}
-	return string(b[:cut])
+	return s[:cut]
 }
 
 // oneLine replaces line breaks, which NATS headers cannot hold, with spaces.

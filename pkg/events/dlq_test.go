@@ -286,8 +286,8 @@ func TestTruncateUTF8(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := truncateUTF8(tt.in, tt.n); got != tt.want {
-				t.Errorf("truncateUTF8(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
+			if got := string(TruncateUTF8(tt.in, tt.n)); got != tt.want {
+				t.Errorf("TruncateUTF8(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
 			}
 		})
 	}

@@ -77,10 +77,6 @@ type Config struct {
 	FetchWait time.Duration
 	// PublishTimeout bounds a dead letter's publish and its PubAck.
 	PublishTimeout time.Duration
-	// MaxPayload is the server's max_payload, which every dead letter is
-	// sized to fit. Default: read from the publisher's connection at each
-	// dead letter (jetstream.JetStream's Conn().MaxPayload()).
-	MaxPayload int64
 	// ConfirmAcks waits for the server to confirm each ack (a second round
 	// trip), trying again for up to AckWait while it is not confirmed, as
 	// after a consumer leader change. Set it where the handler's effect is

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
-	"unicode/utf8"
 
 	"github.com/clerknovu/pipeline/pkg/events"
 	"github.com/nats-io/nats.go"
@@ -203,7 +202,7 @@ func (r *Runtime) deadLetter(m *Message, reason string, d Details) Settlement {
 	}
 	r.log.WarnContext(m.ctx, "dead-lettered", "subject", m.Subject, "delivery", m.NumDelivered, "reason", reason)
 	s := Settlement{Outcome: DeadLettered, Reason: reason}
-	if err := m.msg.TermWithReason(truncate(reason, maxTermReason)); err != nil {
+	if err := m.msg.TermWithReason(events.TruncateUTF8(reason, maxTermReason)); err != nil {
 		r.log.WarnContext(m.ctx, "term failed: the message comes back and its dead letter is deduplicated",
 			"subject", m.Subject, "err", err.Error())
 		s.Err = err
@@ -224,27 +223,13 @@ func (r *Runtime) publishDeadLetter(m *Message, dl events.DeadLetter, limit int6
 	return nil
 }
 
-// maxPayload is Config.MaxPayload, or the connection's max_payload.
+// maxPayload is the dead-letter publisher's connection's max_payload (0
+// when unknown).
 func (r *Runtime) maxPayload() int64 {
-	if r.cfg.MaxPayload > 0 {
-		return r.cfg.MaxPayload
-	}
 	if c, ok := r.pub.(conner); ok {
 		if nc := c.Conn(); nc != nil {
 			return nc.MaxPayload()
 		}
 	}
 	return 0
-}
-
-// truncate cuts s to at most n bytes, backing up to a rune boundary.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > n-utf8.UTFMax && cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut]
 }
