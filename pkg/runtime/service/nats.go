@@ -128,7 +128,7 @@ func (c NATSConfig) StreamOptions() []events.StreamOption {
 func (c NATSConfig) Options(name string, log *slog.Logger) ([]nats.Option, error) {
 	opts := []nats.Option{
 		nats.Name(name),
-		nats.SetCustomDialer(&causeDialer{url: redactURL(c.URL), d: net.Dialer{Timeout: nats.DefaultTimeout}}),
+		nats.SetCustomDialer(&causeDialer{d: net.Dialer{Timeout: nats.DefaultTimeout}}),
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
 		nats.ReconnectWait(250 * time.Millisecond),
@@ -209,7 +209,7 @@ func NotConnected(nc *nats.Conn) error {
 	url := redactURL(strings.Join(nc.Opts.Servers, ","))
 	var cause error
 	if d, ok := nc.Opts.CustomDialer.(*causeDialer); ok {
-		url, cause = d.url, d.cause()
+		cause = d.cause()
 	}
 	if err := nc.LastError(); err != nil {
 		cause = err // it got past the dial: the server refused the handshake
@@ -227,8 +227,7 @@ func NotConnected(nc *nats.Conn) error {
 // dial error: nats.go hides it while it retries (a refused first connect
 // even becomes "no servers available"), and [NotConnected] reports it.
 type causeDialer struct {
-	url string
-	d   net.Dialer
+	d net.Dialer
 
 	mu      sync.Mutex
 	lastErr error

@@ -3,12 +3,15 @@ package service
 import (
 	"context"
 	"time"
+
+	"github.com/clerknovu/pipeline/pkg/runtime/consume"
 )
 
 // DefaultShutdownTimeout is SHUTDOWN_TIMEOUT's default: the whole shutdown
 // of a service (consumers drained, NATS drained, HTTP stopped) fits well
-// under Kubernetes' default 30 s termination grace period.
-const DefaultShutdownTimeout = 20 * time.Second
+// under Kubernetes' default 30 s termination grace period. It is the consume
+// runtime's stop budget too.
+const DefaultShutdownTimeout = consume.DefaultShutdownTimeout
 
 // ShutdownTimeout reads SHUTDOWN_TIMEOUT, the one budget for a service's
 // whole shutdown (default [DefaultShutdownTimeout]).
