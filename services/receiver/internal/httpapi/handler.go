@@ -251,7 +251,8 @@ func (h *handler) receive(ctx context.Context, w http.ResponseWriter, r *http.Re
 	sig := verify.HeadersFrom(r.Header.Get)
 	id = sig.ID
 	now := h.Now()
-	if _, err := verify.Check(sig, now); err != nil {
+	ts, err := verify.Check(sig, now)
+	if err != nil {
 		return id, nil, fmt.Errorf("signature: %w", err)
 	}
 	if r.ContentLength > h.MaxBodyBytes {
@@ -271,7 +272,7 @@ func (h *handler) receive(ctx context.Context, w http.ResponseWriter, r *http.Re
 		buf = new(bytes.Buffer)
 	}
 	buf.Reset()
-	ack, settled, err := h.store(ctx, w, r, buf, sig, now)
+	ack, settled, err := h.store(ctx, w, r, buf, sig, ts, now)
 	// A publish left unsettled (timeout, client gone) may still be
 	// retried by the client library from the buffer: never reuse it then.
 	if settled && buf.Cap() <= maxPooledBuffer {
@@ -301,7 +302,7 @@ func (h *handler) acquire(ctx context.Context) error {
 
 // store reads the body into buf, verifies its signature, checks its type and
 // publishes it. settled reports whether buf is no longer referenced.
-func (h *handler) store(ctx context.Context, w http.ResponseWriter, r *http.Request, buf *bytes.Buffer, sig verify.Headers, now time.Time) (ack *jetstream.PubAck, settled bool, err error) {
+func (h *handler) store(ctx context.Context, w http.ResponseWriter, r *http.Request, buf *bytes.Buffer, sig verify.Headers, ts, now time.Time) (ack *jetstream.PubAck, settled bool, err error) {
 	// Reserve from the declared length only up to a small bound: the
 	// buffer grows as bytes actually arrive, up to the cap.
 	if r.ContentLength > 0 {
@@ -314,7 +315,7 @@ func (h *handler) store(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		return nil, true, readError(err)
 	}
 	body := buf.Bytes()
-	if err := h.Verifier.Verify(sig, body, now); err != nil {
+	if err := h.Verifier.VerifyChecked(sig, ts, body); err != nil {
 		return nil, true, fmt.Errorf("signature: %w", err)
 	}
 	eventType, err := events.EventType(body)

@@ -158,6 +158,13 @@ func (v *Verifier) Verify(h Headers, body []byte, now time.Time) error {
 	if err != nil {
 		return err
 	}
+	return v.VerifyChecked(h, ts, body)
+}
+
+// VerifyChecked is [Verifier.Verify] for headers that already passed
+// [Check], which returned ts: a caller that refuses bad headers before it
+// reads the body does not check them twice.
+func (v *Verifier) VerifyChecked(h Headers, ts time.Time, body []byte) error {
 	// The timestamp signed is the parsed one, as the Svix library signs it.
 	var tsBuf, wantBuf [64]byte
 	tsText := strconv.AppendInt(tsBuf[:0], ts.Unix(), 10)
