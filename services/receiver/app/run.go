@@ -156,8 +156,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 		err = fmt.Errorf("serve http: %w", err)
 		log.Error("receiver stopped serving", "err", err)
 	}
-	deadline := time.Now().Add(cfg.ShutdownTimeout)
-	shutdownCtx, cancel := context.WithDeadline(context.Background(), deadline)
+	shutdownCtx, cancel := service.ShutdownContext(ctx, cfg.ShutdownTimeout)
 	defer cancel()
 	if serr := srv.Shutdown(shutdownCtx); serr != nil {
 		_ = srv.Close()
@@ -168,7 +167,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	}
 	stopBackground()
 	background.Wait()
-	if derr := service.Drain(nc, max(time.Until(deadline), time.Second)); derr != nil {
+	if derr := service.Drain(nc, max(service.Remaining(shutdownCtx), time.Second)); derr != nil {
 		err = errors.Join(err, derr)
 	}
 	log.Info("receiver stopped")
