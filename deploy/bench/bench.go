@@ -217,10 +217,7 @@ func (b *bench) ingestRow(ctx context.Context, p *pipeline, c int) (IngestRow, e
 	if b.cfg.mode == modeExec {
 		fl, err = startFloorChild(ctx, p.natsURL)
 	} else {
-		var f *floorServer
-		if f, err = startFloor(p.natsURL); err == nil {
-			fl = &floor{url: f.url, close: f.close}
-		}
+		fl, err = startFloor(p.natsURL)
 	}
 	if err != nil {
 		return row, err
@@ -372,10 +369,10 @@ func (b *bench) cpuProfile(ctx context.Context, p *pipeline, name string) error 
 	if err := os.MkdirAll(b.cfg.pprofDir, 0o755); err != nil {
 		return err
 	}
-	if p.debugURL == "" {
+	if !p.pprof {
 		return fmt.Errorf("receiver profile: no %s", pprofEnv)
 	}
-	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", p.debugURL, b.cfg.pprofSeconds)
+	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", p.receiverURL, b.cfg.pprofSeconds)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err

@@ -41,7 +41,8 @@ type floorServer struct {
 	bufs sync.Pool
 }
 
-func startFloor(natsURL string) (*floorServer, error) {
+// startFloor serves the floor in this process.
+func startFloor(natsURL string) (*floor, error) {
 	nc, err := nats.Connect(natsURL, nats.Name("bench-floor"))
 	if err != nil {
 		return nil, fmt.Errorf("floor: connect: %w", err)
@@ -93,7 +94,7 @@ func startFloor(natsURL string) (*floorServer, error) {
 		_, _ = w.Write([]byte(`{"status":"accepted"}` + "\n"))
 	})}
 	go func() { _ = f.srv.Serve(ln) }()
-	return f, nil
+	return &floor{url: f.url, close: f.close}, nil
 }
 
 func (f *floorServer) close() {
