@@ -57,16 +57,11 @@ NATS_URL and NATS_CREDS. Exit status: 0 success, 1 failure, 2 bad usage.`,
 	return root
 }
 
-// isCobraUsage reports the errors cobra returns for a command line it cannot
-// parse (unknown command, wrong number of arguments).
+// isCobraUsage reports the one usage error cobra returns itself: an unknown
+// command. Flag errors are usageError by the root's flag error func, and
+// argument counts by every leaf's args wrapper; no flag is marked required.
 func isCobraUsage(err error) bool {
-	s := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires ", "invalid argument", "flag needs", "required flag"} {
-		if strings.HasPrefix(s, p) {
-			return true
-		}
-	}
-	return false
+	return strings.HasPrefix(err.Error(), "unknown command")
 }
 
 // args wraps a cobra argument check so its error means bad usage.
