@@ -170,8 +170,7 @@ func ListDeadLetters(ctx context.Context, js jetstream.JetStream, sel Selector) 
 		subjects = []string{events.DLQSubjectPrefix + sel.Stage + ".>"}
 	}
 	var out []DeadLetter
-	err := scan(ctx, js, events.StreamDLQ, subjects, From{Seq: sel.SeqFrom, Time: sel.Since}, func(m jetstream.Msg) (bool, error) {
-		md, _ := m.Metadata()
+	err := scan(ctx, js, events.StreamDLQ, subjects, From{Seq: sel.SeqFrom, Time: sel.Since}, func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
 		d := ReadDeadLetter(md.Sequence.Stream, m.Subject(), md.Timestamp, m.Headers(), m.Data())
 		if sel.past(d) {
 			return false, nil

@@ -62,8 +62,7 @@ func ListEvents(ctx context.Context, js jetstream.JetStream, sel EventSelector) 
 		subjects = append(subjects, events.ClerkSubjectPrefix+t)
 	}
 	var out []StoredEvent
-	err := scan(ctx, js, events.StreamClerk, subjects, From{Time: sel.Since}, func(m jetstream.Msg) (bool, error) {
-		md, _ := m.Metadata()
+	err := scan(ctx, js, events.StreamClerk, subjects, From{Time: sel.Since}, func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
 		if !sel.Until.IsZero() && md.Timestamp.After(sel.Until) {
 			return false, nil
 		}

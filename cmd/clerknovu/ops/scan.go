@@ -20,10 +20,10 @@ type From struct {
 const scanBatch = 256
 
 // scan calls fn with every message of stream whose subject matches one of
-// subjects (every subject when empty), in stream order from from, until fn
-// returns false or an error. It reads through an ephemeral consumer that
+// subjects (every subject when empty), and its metadata, in stream order
+// from from, until fn returns false or an error. It reads through an ephemeral consumer that
 // acks nothing and changes nothing.
-func scan(ctx context.Context, js jetstream.JetStream, stream string, subjects []string, from From, fn func(jetstream.Msg) (bool, error)) error {
+func scan(ctx context.Context, js jetstream.JetStream, stream string, subjects []string, from From, fn func(jetstream.Msg, *jetstream.MsgMetadata) (bool, error)) error {
 	cfg := jetstream.ConsumerConfig{
 		AckPolicy:         jetstream.AckNonePolicy,
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
@@ -63,7 +63,7 @@ func scan(ctx context.Context, js jetstream.JetStream, stream string, subjects [
 				return fmt.Errorf("read stream %s: %w", stream, err)
 			}
 			pending = md.NumPending
-			more, err := fn(m)
+			more, err := fn(m, md)
 			if err != nil || !more {
 				return err
 			}
