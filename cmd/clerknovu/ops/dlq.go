@@ -305,16 +305,38 @@ func RedriveMsg(d DeadLetter, body []byte) (*nats.Msg, error) {
 	return &nats.Msg{Subject: d.SourceSubject, Header: h, Data: body}, nil
 }
 
-// body returns the body to redrive d with: its own, or the source's when it
-// was truncated.
-func redriveBody(ctx context.Context, js jetstream.JetStream, d DeadLetter) ([]byte, error) {
+// streams resolves stream handles by name, each once (a STREAM.INFO round
+// trip), for the length of one [Redrive].
+type streams struct {
+	js jetstream.JetStream
+	m  map[string]jetstream.Stream
+}
+
+func (ss *streams) get(ctx context.Context, name string) (jetstream.Stream, error) {
+	if s, ok := ss.m[name]; ok {
+		return s, nil
+	}
+	s, err := ss.js.Stream(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if ss.m == nil {
+		ss.m = map[string]jetstream.Stream{}
+	}
+	ss.m[name] = s
+	return s, nil
+}
+
+// redriveBody returns the body to redrive d with: its own, or the source's
+// when it was truncated.
+func redriveBody(ctx context.Context, ss *streams, d DeadLetter) ([]byte, error) {
 	if !d.Truncated {
 		return d.Body, nil
 	}
 	if d.SourceSequence == 0 {
 		return nil, fmt.Errorf("%w: truncated and no source sequence", ErrSourceGone)
 	}
-	s, err := js.Stream(ctx, d.SourceStream)
+	s, err := ss.get(ctx, d.SourceStream)
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", d.SourceStream, err)
 	}
@@ -339,10 +361,11 @@ func Redrive(ctx context.Context, js jetstream.JetStream, dls []DeadLetter, o Ru
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", events.StreamDLQ, err)
 	}
+	sources := &streams{js: js}
 	return o.each(ctx, len(dls), func(i int) Outcome {
 		d := dls[i]
 		out := Outcome{Seq: d.Seq, Subject: d.SourceSubject}
-		body, err := redriveBody(ctx, js, d)
+		body, err := redriveBody(ctx, sources, d)
 		var m *nats.Msg
 		if err == nil {
 			m, err = RedriveMsg(d, body)
