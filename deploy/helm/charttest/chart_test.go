@@ -387,6 +387,36 @@ func TestConfiguredServices(t *testing.T) {
 	}
 }
 
+// The provisioning Job gets the consumer settings set in router.env and
+// sink.env, so it provisions the consumers the services check at start; a
+// service's own setting wins over env, as in its Deployment.
+func TestProvisionJobGetsResourceSettings(t *testing.T) {
+	r := mustRender(t, map[string]any{
+		"env":    map[string]any{"ROUTER_MAX_DELIVER": 3},
+		"router": map[string]any{"env": map[string]any{"ROUTER_MAX_DELIVER": 15, "ROUTES_KV_BUCKET": "RULES", "ROUTER_CONCURRENCY": 32}},
+		"sink":   map[string]any{"env": map[string]any{"NOVU_ACK_WAIT": "90s"}},
+	})
+	if len(r.jobs) != 1 {
+		t.Fatalf("jobs %d, want the provisioning Job", len(r.jobs))
+	}
+	c := r.jobs[0].Spec.Template.Spec.Containers[0]
+	env := envOf(c)
+	for k, want := range map[string]string{"ROUTER_MAX_DELIVER": "15", "ROUTES_KV_BUCKET": "RULES", "NOVU_ACK_WAIT": "90s", "LOG_LEVEL": "info"} {
+		if env[k] != want {
+			t.Errorf("provision env %s = %q, want %q", k, env[k], want)
+		}
+	}
+	if _, ok := env["ROUTER_CONCURRENCY"]; ok {
+		t.Errorf("provision env has ROUTER_CONCURRENCY, which shapes no resource")
+	}
+	if len(env) != len(c.Env) {
+		t.Errorf("provision env names a variable twice: %v", c.Env)
+	}
+	if renv := envOf(r.deployments["router"].Spec.Template.Spec.Containers[0]); renv["ROUTER_MAX_DELIVER"] != env["ROUTER_MAX_DELIVER"] {
+		t.Errorf("router ROUTER_MAX_DELIVER %q, provision %q", renv["ROUTER_MAX_DELIVER"], env["ROUTER_MAX_DELIVER"])
+	}
+}
+
 func TestGracePeriodBelowBudgetRefused(t *testing.T) {
 	_, err := render(t, map[string]any{"terminationGracePeriodSeconds": 20})
 	if err == nil || !strings.Contains(err.Error(), "terminationGracePeriodSeconds") {

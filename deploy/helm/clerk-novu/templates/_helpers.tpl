@@ -130,3 +130,25 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
   value: {{ $val | toString | quote }}
 {{- end }}
 {{- end -}}
+
+{{/*
+The settings `clerknovu provision` shapes the JetStream resources from
+(pkg/runtime/service Env.Resources) that the services read from their own
+env: each key set in router.env or sink.env is put into .out (a dict), so the
+provisioning Job applies what the router and the sink check at start. The
+STREAM_* settings come from the nats and streams values (clerk-novu.natsEnv).
+Takes values, out.
+*/}}
+{{- define "clerk-novu.resourceEnv" -}}
+{{- $from := dict
+    "router" (list "ROUTES_KV_BUCKET" "ROUTER_ACK_WAIT" "ROUTER_MAX_DELIVER")
+    "sink" (list "NOVU_ACK_WAIT" "NOVU_TIMEOUT" "NOVU_MAX_DELIVER") -}}
+{{- range $svc, $keys := $from -}}
+{{- $env := (get $.values $svc).env | default dict -}}
+{{- range $keys -}}
+{{- if not (kindIs "invalid" (get $env .)) -}}
+{{- $_ := set $.out . (get $env .) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
