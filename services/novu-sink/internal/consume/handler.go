@@ -279,7 +279,15 @@ func (s *Sink) verdictOf(key string, delivered uint64, res outcome.Result, jitte
 	if delay <= 0 {
 		delay = events.Backoff(int(delivered), s.cfg.RetryBase, s.cfg.RetryMax, jitter)
 	}
-	return rt.Retry(delay, errors.New(res.Reason)).WithDetails(s.details(key, res, now)).WithLabel(label)
+	d := s.details(key, res, now)
+	if delivered >= uint64(s.cfg.MaxDeliver) {
+		// The runtime dead-letters a Retry on the last delivery: the message
+		// is settled for good, so its key is forgotten as for a DeadLetter.
+		// (The Observer sees the settlement but not the key, which is the
+		// decoded body's.)
+		s.tracker.forget(key)
+	}
+	return rt.Retry(delay, errors.New(res.Reason)).WithDetails(d).WithLabel(label)
 }
 
 // details are the dead-letter headers of a failure at now.

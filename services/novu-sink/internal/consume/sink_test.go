@@ -516,6 +516,12 @@ func TestTransientFailuresDeadLetterAfterMaxDeliver(t *testing.T) {
 	if got := len(h.fake.ByTransactionID(c.TransactionID)); got != 3 {
 		t.Errorf("sent %d times, want 3", got)
 	}
+	h.sink.tracker.mu.Lock()
+	tracked := len(h.sink.tracker.m)
+	h.sink.tracker.mu.Unlock()
+	if tracked != 0 {
+		t.Errorf("tracker holds %d keys after the dead letter, want 0", tracked)
+	}
 }
 
 func TestInvalidCommandIsDeadLettered(t *testing.T) {
