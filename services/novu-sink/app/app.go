@@ -22,7 +22,6 @@ import (
 	"github.com/clerknovu/pipeline/services/novu-sink/internal/novu"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // ServiceName names the service in NATS connections, logs and traces.
@@ -145,7 +144,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 		_ = srv.Shutdown(sctx)
 	}()
 
-	cons, err := createConsumer(ctx, nc, js, cfg, events.SinkConsumer(cfg.consumerOptions()...), nil, log)
+	res, err := provisionAll(ctx, nc, js, cfg, log)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -153,12 +152,8 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 		return err
 	}
 	var syncSink *consume.SyncSink
-	var syncCons jetstream.Consumer
 	if cfg.Sync {
-		if syncSink, syncCons, err = startSync(ctx, nc, js, cfg, sinkCfg, sinkDeps, syncNotifier, deps.Registry); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
+		if syncSink, err = startSync(js, cfg, sinkCfg, sinkDeps, syncNotifier, res.syncState); err != nil {
 			return err
 		}
 	}
@@ -174,10 +169,10 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	defer stop()
 	done := make(chan error, 2)
 	running := 1
-	go func() { done <- sink.Run(runCtx, cons) }()
+	go func() { done <- sink.Run(runCtx, res.cons) }()
 	if syncSink != nil {
 		running++
-		go func() { done <- syncSink.Run(runCtx, syncCons) }()
+		go func() { done <- syncSink.Run(runCtx, res.syncCons) }()
 	}
 	// Both runtimes stop together: when one ends, so does the other.
 	wait := func(first error) error {
@@ -203,25 +198,10 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	}
 }
 
-// startSync prepares the sync sink: the sync state bucket, the durable
-// novu-sink-sync consumer and the sink with its configuration-category
-// rate limit.
-func startSync(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config, sinkCfg consume.Config,
-	sinkDeps consume.Deps, notifier consume.SyncNotifier, reg *prometheus.Registry) (*consume.SyncSink, jetstream.Consumer, error) {
-	log := sinkDeps.Logger
-	kvCfg := events.SyncStateKV(cfg.NATS.StreamOptions()...)
-	cons, err := createConsumer(ctx, nc, js, cfg, events.SinkSyncConsumer(cfg.consumerOptions()...),
-		[]jetstream.KeyValueConfig{kvCfg}, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	var kv jetstream.KeyValue
-	if err := service.UntilConnected(ctx, nc, log, "bucket "+kvCfg.Bucket, func(ctx context.Context) (err error) {
-		kv, err = js.KeyValue(ctx, kvCfg.Bucket)
-		return err
-	}); err != nil {
-		return nil, nil, err
-	}
+// startSync prepares the sync sink over the sync state bucket kv, with its
+// configuration-category rate limit.
+func startSync(js jetstream.JetStream, cfg Config, sinkCfg consume.Config, sinkDeps consume.Deps,
+	notifier consume.SyncNotifier, kv jetstream.KeyValue) (*consume.SyncSink, error) {
 	syncCfg := sinkCfg
 	syncCfg.RateLimit = cfg.SyncRateLimit
 	s, err := consume.NewSync(syncCfg, consume.SyncDeps{
@@ -231,14 +211,14 @@ func startSync(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg C
 		Owner:        strings.TrimPrefix(nats.NewInbox(), nats.InboxPrefix),
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	if err := reg.Register(service.ConsumerCollector(js, events.StreamNovu, events.DurableSinkSync)); err != nil {
-		return nil, nil, fmt.Errorf("register sync consumer metrics: %w", err)
+	if err := sinkDeps.Registerer.Register(service.ConsumerCollector(js, events.StreamNovu, events.DurableSinkSync)); err != nil {
+		return nil, fmt.Errorf("register sync consumer metrics: %w", err)
 	}
-	log.Info("novu-sink syncing subscribers and topics", "durable", events.DurableSinkSync, "bucket", kvCfg.Bucket,
+	sinkDeps.Logger.Info("novu-sink syncing subscribers and topics", "durable", events.DurableSinkSync, "bucket", kv.Bucket(),
 		"sync_rate_limit", cfg.SyncRateLimit)
-	return s, cons, nil
+	return s, nil
 }
 
 // consumerOptions shape both of the sink's durable consumers.
@@ -246,22 +226,47 @@ func (c Config) consumerOptions() []events.ConsumerOption {
 	return []events.ConsumerOption{events.WithAckWait(c.AckWait), events.WithMaxDeliver(rt.ServerMaxDeliver(c.MaxDeliver))}
 }
 
-// createConsumer ensures the streams the sink uses, the durable consumer c
-// and the buckets (created when missing and NATS_PROVISION allows, never
-// changed) and returns the consumer, waiting for NATS as long as ctx allows.
-func createConsumer(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config, c events.Consumer,
-	buckets []jetstream.KeyValueConfig, log *slog.Logger) (cons jetstream.Consumer, err error) {
+// resources are what the sink consumes from, looked up after provisioning.
+type resources struct {
+	cons jetstream.Consumer
+	// syncCons and syncState are the sync consumer and its state bucket,
+	// only with Config.Sync.
+	syncCons  jetstream.Consumer
+	syncState jetstream.KeyValue
+}
+
+// provisionAll ensures, in one pass, the streams the sink uses, its durable
+// consumers and the sync state bucket (the sync ones only with cfg.Sync;
+// created when missing and NATS_PROVISION allows, buckets never changed),
+// then looks them up, waiting for NATS as long as ctx allows.
+func provisionAll(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config, log *slog.Logger) (res resources, err error) {
+	sinkCons := events.SinkConsumer(cfg.consumerOptions()...)
+	syncCons := events.SinkSyncConsumer(cfg.consumerOptions()...)
+	kvCfg := events.SyncStateKV(cfg.NATS.StreamOptions()...)
 	declared := events.Resources{
 		Streams:   events.StreamConfigs(cfg.NATS.StreamOptions()...),
-		Consumers: []events.Consumer{c},
-		Buckets:   buckets,
-	}.OnlyStreams(events.StreamNovu, events.StreamDLQ)
-	err = service.UntilConnected(ctx, nc, log, "provision "+c.String(), func(ctx context.Context) (err error) {
+		Consumers: []events.Consumer{sinkCons},
+	}
+	if cfg.Sync {
+		declared.Consumers = append(declared.Consumers, syncCons)
+		declared.Buckets = []jetstream.KeyValueConfig{kvCfg}
+	}
+	declared = declared.OnlyStreams(events.StreamNovu, events.StreamDLQ)
+	err = service.UntilConnected(ctx, nc, log, "provision", func(ctx context.Context) (err error) {
 		if err := provision.Ensure(ctx, js, declared, cfg.NATS.Provision, log); err != nil {
 			return err
 		}
-		cons, err = js.Consumer(ctx, c.Stream, c.Config.Durable)
+		if res.cons, err = js.Consumer(ctx, sinkCons.Stream, sinkCons.Config.Durable); err != nil {
+			return err
+		}
+		if !cfg.Sync {
+			return nil
+		}
+		if res.syncCons, err = js.Consumer(ctx, syncCons.Stream, syncCons.Config.Durable); err != nil {
+			return err
+		}
+		res.syncState, err = js.KeyValue(ctx, kvCfg.Bucket)
 		return err
 	})
-	return cons, err
+	return res, err
 }
