@@ -61,10 +61,11 @@ type Config struct {
 	// with InProgress every third of it (default 30s).
 	AckWait time.Duration
 	// FetchWait bounds how long one pull waits for a message, and so how
-	// long a stop waits for the pull in flight (default 1s).
+	// long a stop waits for the pull in flight (default
+	// [rt.DefaultFetchWait]).
 	FetchWait time.Duration
 	// ShutdownTimeout bounds the stop: the calls in flight finish and
-	// settle within it (default 15s).
+	// settle within it (default [rt.DefaultShutdownTimeout]).
 	ShutdownTimeout time.Duration
 	// DryRun logs each trigger it would send and acks, calling nothing.
 	DryRun bool
@@ -95,12 +96,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.AckWait <= 0 {
 		c.AckWait = 30 * time.Second
-	}
-	if c.FetchWait <= 0 {
-		c.FetchWait = time.Second
-	}
-	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = 15 * time.Second
 	}
 }
 
