@@ -179,7 +179,8 @@ func Compose(layers ...Layer) (*Rules, error) {
 	var parts []string
 	var sync Sync
 	for _, l := range layers {
-		if err := l.Validate(); err != nil {
+		rules := slices.Clone(l.Rules)
+		if err := l.validate(rules); err != nil { // fills in each rule's pattern and compiled expressions
 			return nil, err
 		}
 		mode := l.Mode
@@ -193,19 +194,9 @@ func Compose(layers ...Layer) (*Rules, error) {
 		if l.Sync != nil {
 			sync = *l.Sync
 		}
-		rules := make([]Rule, len(l.Rules))
-		copy(rules, l.Rules)
 		seen := map[string]bool{}
 		for i := range rules {
 			r := &rules[i]
-			r.pat, _ = compilePattern(r.Match) // validated above
-			r.compile()                        // validated above
-			if r.Source == "" {
-				r.Source = l.Source
-			}
-			if r.Index == 0 {
-				r.Index = i + 1
-			}
 			j := find(r.pat.key)
 			switch {
 			case j < 0:
@@ -264,6 +255,13 @@ func (rs *Rules) lookup(typ string) []*Rule {
 // Validate checks every rule of l and reports all problems at once, in one
 // line, wrapping [ErrInvalidRules].
 func (l Layer) Validate() error {
+	return l.validate(slices.Clone(l.Rules))
+}
+
+// validate is Validate over rules, a copy of l.Rules that it completes in
+// place: each rule's Index and Source when unset, its pattern and its
+// compiled when and payload, for [Compose] to keep.
+func (l Layer) validate(rules []Rule) error {
 	var problems []string
 	switch l.Mode {
 	case "", ModeExtend, ModeReplace:
@@ -275,8 +273,8 @@ func (l Layer) Validate() error {
 		problems = append(problems, l.Sync.validate()...)
 	}
 	byPattern := map[string]*patternState{}
-	for i := range l.Rules {
-		r := l.Rules[i]
+	for i := range rules {
+		r := &rules[i]
 		if r.Index == 0 {
 			r.Index = i + 1
 		}
@@ -290,6 +288,7 @@ func (l Layer) Validate() error {
 		}
 		errs = append(errs, r.validate()...)
 		if err == nil {
+			r.pat = p
 			st := byPattern[p.key]
 			if st == nil {
 				st = &patternState{}
@@ -302,16 +301,16 @@ func (l Layer) Validate() error {
 				errs = append(errs, fmt.Sprintf("routes events that %s drops; remove one of them", st.drop.shortPosition()))
 			}
 			if r.Drop {
-				st.drop = &r
+				st.drop = r
 			} else if st.others == nil {
-				st.others = &r
+				st.others = r
 			}
 			for _, c := range r.staticTriggers() {
 				if prev := st.conflict(c); prev != nil {
 					errs = append(errs, fmt.Sprintf("workflow %q is already routed for this pattern by %s: one event can trigger a workflow once", c.workflow, prev.shortPosition()))
 					continue
 				}
-				st.triggers = append(st.triggers, ruleTrigger{trigger: c, rule: &r})
+				st.triggers = append(st.triggers, ruleTrigger{trigger: c, rule: r})
 			}
 		}
 		for _, e := range errs {
