@@ -15,11 +15,7 @@ import (
 // flight at shutdown still finishes its publishes and its settling.
 func Start(ctx context.Context, cons rtconsume.Source, h *Handler, concurrency int, ackWait time.Duration) (*rtconsume.Runtime, error) {
 	rt, err := rtconsume.New(cons, h.pub, h.Handle, rtconsume.Config{
-		Stage: events.StageRouter,
-		Suffix: func(subject string) string {
-			typ, _ := events.EventTypeFromSubject(subject)
-			return typ
-		},
+		Stage:          events.StageRouter,
 		Concurrency:    concurrency,
 		AckWait:        ackWait,
 		MaxDeliver:     h.cfg.MaxDeliver,
