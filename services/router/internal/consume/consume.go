@@ -408,9 +408,11 @@ func (h *Handler) store(ctx context.Context, m *nats.Msg, attrs ...attribute.Key
 // permanent reports errors that no retry can fix: the event goes to the DLQ.
 // A command the server refuses as too large ("maximum payload exceeded") is
 // one: the runtime's dead letter, cut to fit, keeps a pointer to the event.
+// A failed rule expression ([route.ErrExpression]) matches
+// [events.ErrInvalidEvent] too.
 func permanent(err error) bool {
 	return errors.Is(err, events.ErrInvalidEvent) || errors.Is(err, route.ErrNoRecipient) ||
 		errors.Is(err, route.ErrInvalidWorkflow) || errors.Is(err, events.ErrInvalidCommand) ||
-		errors.Is(err, events.ErrInvalidSubject) || errors.Is(err, route.ErrExpression) ||
+		errors.Is(err, events.ErrInvalidSubject) ||
 		errors.Is(err, events.ErrInvalidSyncCommand) || rtconsume.IsPermanent(err)
 }
