@@ -17,6 +17,39 @@ type Source struct {
 	ReceivedAt int64
 }
 
+// Commander makes the trigger and sync commands of one event, building the
+// event's subscriber ([Build]) at most once for both. It is not safe for
+// concurrent use.
+type Commander struct {
+	ev   events.Event
+	opts BuildOptions
+	sub  *events.Subscriber // built, or nil
+	err  error              // Build's error, or nil
+}
+
+// NewCommander returns the Commander of ev, whose subscriber is built with opts.
+func NewCommander(ev events.Event, opts BuildOptions) *Commander {
+	return &Commander{ev: ev, opts: opts}
+}
+
+// subscriber returns Build(ev, opts), built on the first call.
+func (c *Commander) subscriber() (*events.Subscriber, error) {
+	if c.sub == nil && c.err == nil {
+		s, err := Build(c.ev, c.opts)
+		if err != nil {
+			c.err = err
+		} else {
+			c.sub = &s
+		}
+	}
+	return c.sub, c.err
+}
+
+// Commands is NewCommander(ev, opts).Commands(src, targets).
+func Commands(ev events.Event, src Source, targets []Target, opts BuildOptions) ([]events.TriggerCommand, error) {
+	return NewCommander(ev, opts).Commands(src, targets)
+}
+
 // Commands returns one trigger command per target: the recipient (the event's
 // subscriber from [Build], built once, or the rule's fixed subscriber or topic),
 // the payload the rule shaped or else the event's data, unchanged, and the transactionId
@@ -24,27 +57,24 @@ type Source struct {
 //
 // It fails with [events.ErrInvalidEvent] when data is not a JSON object (Novu
 // wants an object payload) or src has no svix id, and with [Build]'s errors.
-func Commands(ev events.Event, src Source, targets []Target, opts BuildOptions) ([]events.TriggerCommand, error) {
+func (c *Commander) Commands(src Source, targets []Target) ([]events.TriggerCommand, error) {
+	ev := c.ev
 	if src.SvixID == "" {
 		return nil, fmt.Errorf("%w: no svix-id and no Nats-Msg-Id to derive transaction ids from", events.ErrInvalidEvent)
 	}
 	if d := bytes.TrimLeft(ev.Data, " \t\r\n"); len(d) == 0 || d[0] != '{' {
 		return nil, fmt.Errorf("%w: %s data is not a JSON object", events.ErrInvalidEvent, ev.Type)
 	}
-	var subscriber *events.Subscriber
 	cmds := make([]events.TriggerCommand, 0, len(targets))
 	for _, t := range targets {
 		var to events.Recipient
 		switch t.To.kind() {
 		case RecipientEvent:
-			if subscriber == nil {
-				s, err := Build(ev, opts)
-				if err != nil {
-					return nil, err
-				}
-				subscriber = &s
+			s, err := c.subscriber()
+			if err != nil {
+				return nil, err
 			}
-			to.Subscriber = subscriber
+			to.Subscriber = s
 		case RecipientSubscriber:
 			to.Subscriber = &events.Subscriber{SubscriberID: t.To.SubscriberID}
 		case RecipientTopic:

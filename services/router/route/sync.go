@@ -93,7 +93,12 @@ type (
 	}
 )
 
-// SyncCommands returns the sync commands of ev under sync (none when sync is
+// SyncCommands is NewCommander(ev, opts).SyncCommands(sync, src).
+func SyncCommands(sync Sync, ev events.Event, src Source, opts BuildOptions) ([]events.SyncCommand, error) {
+	return NewCommander(ev, opts).SyncCommands(sync, src)
+}
+
+// SyncCommands returns the sync commands of the event under sync (none when sync is
 // off or ev's type changes nothing that is mirrored):
 //
 //   - user.created, user.updated: upsert the subscriber [Build] makes from ev;
@@ -106,7 +111,8 @@ type (
 // orders them, and an id from [events.SyncID], the same on every redelivery.
 // It fails with [events.ErrInvalidEvent] when data does not have the shape,
 // and with [ErrNoRecipient] when it names no user or organization.
-func SyncCommands(sync Sync, ev events.Event, src Source, opts BuildOptions) ([]events.SyncCommand, error) {
+func (c *Commander) SyncCommands(sync Sync, src Source) ([]events.SyncCommand, error) {
+	ev := c.ev
 	if !sync.Enabled() {
 		return nil, nil
 	}
@@ -117,7 +123,7 @@ func SyncCommands(sync Sync, ev events.Event, src Source, opts BuildOptions) ([]
 		if !sync.Subscribers {
 			return nil, nil
 		}
-		s, err := Build(ev, opts)
+		s, err := c.subscriber()
 		if err != nil {
 			return nil, err
 		}
@@ -126,7 +132,7 @@ func SyncCommands(sync Sync, ev events.Event, src Source, opts BuildOptions) ([]
 			return nil, err
 		}
 		cmd = base
-		cmd.Kind, cmd.Subscriber, cmd.UpdatedAt = events.SyncSubscriberUpsert, &s, v.UpdatedAt
+		cmd.Kind, cmd.Subscriber, cmd.UpdatedAt = events.SyncSubscriberUpsert, s, v.UpdatedAt
 	case "user.deleted":
 		if !sync.Subscribers {
 			return nil, nil

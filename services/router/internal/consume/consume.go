@@ -299,7 +299,8 @@ func (h *Handler) process(ctx context.Context, msg *rtconsume.Message, d *delive
 	if routeErr != nil && !errors.Is(routeErr, route.ErrNoRoute) {
 		return routeErr
 	}
-	syncs, err := route.SyncCommands(rules.Sync(), ev, src, h.cfg.Build)
+	commander := route.NewCommander(ev, h.cfg.Build) // builds ev's subscriber once for both kinds of command
+	syncs, err := commander.SyncCommands(rules.Sync(), src)
 	if err != nil {
 		return err
 	}
@@ -308,7 +309,7 @@ func (h *Handler) process(ctx context.Context, msg *rtconsume.Message, d *delive
 	}
 	var cmds []events.TriggerCommand
 	if routeErr == nil {
-		if cmds, err = route.Commands(ev, src, targets, h.cfg.Build); err != nil {
+		if cmds, err = commander.Commands(src, targets); err != nil {
 			return err
 		}
 	}
