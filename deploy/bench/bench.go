@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -255,8 +256,20 @@ func (b *bench) ingestRow(ctx context.Context, p *pipeline, c int) (IngestRow, e
 		}
 	}
 
+	if profile != nil {
+		// The floor's profile of its second half, to set beside B's.
+		secs := max(1, min(b.cfg.pprofSeconds, int((b.cfg.duration-firstHalf)/time.Second)))
+		go func() {
+			profile <- b.saveProfile(ctx, "floor", strings.TrimSuffix(fl.url, receiverPath), secs, fmt.Sprintf("floor-cpu-c%d.pprof", c))
+		}()
+	}
 	floorRun.run(ctx, b.cfg.duration-firstHalf)
 	row.Floor = floorRun.throughput()
+	if profile != nil {
+		if err := <-profile; err != nil {
+			b.report.Errors = append(b.report.Errors, err.Error())
+		}
+	}
 	if row.Floor.PerSecond > 0 {
 		row.FloorRatio = float64(int(row.Ingest.PerSecond/row.Floor.PerSecond*1000+0.5)) / 1000
 	}
@@ -366,24 +379,30 @@ func pauseRouter(ctx context.Context, p *pipeline) (func(), error) {
 
 // cpuProfile saves a CPU profile of the receiver, taken while phase B runs.
 func (b *bench) cpuProfile(ctx context.Context, p *pipeline, name string) error {
-	if err := os.MkdirAll(b.cfg.pprofDir, 0o755); err != nil {
-		return err
-	}
 	if !p.pprof {
 		return fmt.Errorf("receiver profile: no %s", pprofEnv)
 	}
-	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", p.receiverURL, b.cfg.pprofSeconds)
+	return b.saveProfile(ctx, "receiver", p.receiverURL, b.cfg.pprofSeconds, name)
+}
+
+// saveProfile saves a CPU profile of seconds from the pprof handler under
+// base into the -pprof directory as name.
+func (b *bench) saveProfile(ctx context.Context, what, base string, seconds int, name string) error {
+	if err := os.MkdirAll(b.cfg.pprofDir, 0o755); err != nil {
+		return err
+	}
+	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, seconds)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("receiver profile: %w", err)
+		return fmt.Errorf("%s profile: %w", what, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("receiver profile: GET %s: %s (does the receiver serve pprof with %s=true?)", url, resp.Status, pprofEnv)
+		return fmt.Errorf("%s profile: GET %s: %s", what, url, resp.Status)
 	}
 	path := filepath.Join(b.cfg.pprofDir, name)
 	f, err := os.Create(path)
@@ -394,7 +413,7 @@ func (b *bench) cpuProfile(ctx context.Context, p *pipeline, name string) error 
 		_ = f.Close()
 		return err
 	}
-	b.logf("  receiver CPU profile in %s", path)
+	b.logf("  %s CPU profile in %s", what, path)
 	return f.Close()
 }
 

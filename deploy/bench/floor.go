@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -58,7 +59,11 @@ func startFloor(natsURL string) (*floor, error) {
 		return nil, fmt.Errorf("floor: %w", err)
 	}
 	f := &floorServer{url: "http://" + ln.Addr().String() + receiverPath, nc: nc}
-	f.srv = &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux := http.NewServeMux()
+	// The floor's CPU profile, to set beside the receiver's (-pprof).
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	f.srv = &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: mux}
+	mux.HandleFunc(receiverPath, func(w http.ResponseWriter, r *http.Request) {
 		buf, _ := f.bufs.Get().(*bytes.Buffer)
 		if buf == nil {
 			buf = new(bytes.Buffer)
@@ -92,7 +97,7 @@ func startFloor(natsURL string) (*floor, error) {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"accepted"}` + "\n"))
-	})}
+	})
 	go func() { _ = f.srv.Serve(ln) }()
 	return &floor{url: f.url, close: f.close}, nil
 }
