@@ -26,3 +26,15 @@ var catalog = []string{
 // types not listed here; the list is what samples, example rules and tests
 // must cover.
 func Catalog() []string { return append([]string(nil), catalog...) }
+
+// catalogSubjects maps each catalog type to its clerk.<type> subject, built
+// once: the receiver names the type and the subject of every webhook, and a
+// catalog type then costs no copy, no concatenation and no token check
+// (TestCatalogSubjects checks every entry).
+var catalogSubjects = func() map[string]string {
+	m := make(map[string]string, len(catalog))
+	for _, t := range catalog {
+		m[t] = ClerkSubjectPrefix + t
+	}
+	return m
+}()

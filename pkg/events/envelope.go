@@ -101,12 +101,30 @@ func decodeType(raw []byte) (string, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return "", fmt.Errorf("%w: missing \"type\"", ErrInvalidEvent)
 	}
-	var typ string
-	if plainString(raw) {
-		typ = string(raw[1 : len(raw)-1])
-	} else if err := json.Unmarshal(raw, &typ); err != nil {
-		return "", fmt.Errorf("%w: \"type\" is not a string", ErrInvalidEvent)
+	if !plainString(raw) {
+		typ, ok := unmarshalString(raw)
+		if !ok {
+			return "", fmt.Errorf("%w: \"type\" is not a string", ErrInvalidEvent)
+		}
+		return checkType(typ)
 	}
+	// A catalog type is the catalog's string (no copy), already checked.
+	if subject, ok := catalogSubjects[string(raw[1:len(raw)-1])]; ok {
+		return subject[len(ClerkSubjectPrefix):], nil
+	}
+	return checkType(string(raw[1 : len(raw)-1]))
+}
+
+// unmarshalString decodes raw, a JSON value, as a string; on its own so
+// that the string it decodes into escapes to the heap only on this path.
+func unmarshalString(raw []byte) (string, bool) {
+	var s string
+	err := json.Unmarshal(raw, &s)
+	return s, err == nil
+}
+
+// checkType checks a decoded event type as a subject's tokens.
+func checkType(typ string) (string, error) {
 	if err := ValidateSubjectTokens(typ); err != nil {
 		return "", fmt.Errorf("%w: \"type\": %w", ErrInvalidEvent, err)
 	}

@@ -122,6 +122,9 @@ func ValidateToken(s string) error {
 
 // ClerkSubject returns clerk.<eventType>, e.g. clerk.organizationMembership.created.
 func ClerkSubject(eventType string) (string, error) {
+	if subject, ok := catalogSubjects[eventType]; ok {
+		return subject, nil
+	}
 	if err := ValidateSubjectTokens(eventType); err != nil {
 		return "", fmt.Errorf("event type: %w", err)
 	}
