@@ -45,7 +45,7 @@ func signedRequests(b *testing.B, n int, body []byte) []*http.Request {
 // message, publish, wait for the ack, answer) with a publisher that acks at once.
 func BenchmarkHandler(b *testing.B) {
 	body := []byte(fixtures["user.created"])
-	h := newFakeHandler(b, &fakePublisher{mode: ackIt})
+	h := newFakeHandler(b, &fakePublisher{mode: ackIt, discard: true})
 	req := signedRequests(b, 1, body)[0]
 	w := &discardWriter{h: http.Header{}}
 	rd := bytes.NewReader(body)

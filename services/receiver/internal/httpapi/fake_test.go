@@ -5,15 +5,18 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/clerknovu/pipeline/pkg/events"
 	"github.com/clerknovu/pipeline/services/receiver/internal/httpapi"
 	"github.com/clerknovu/pipeline/services/receiver/internal/verify"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 // fakeMode says how a fakePublisher answers.
@@ -29,10 +32,11 @@ const (
 )
 
 // fakePublisher is a Publisher without a server. It records what it was asked
-// to publish (copying the data, as the real client does).
+// to publish (copying the data and header, as the real client encodes them).
 type fakePublisher struct {
-	mode fakeMode
-	err  error
+	mode    fakeMode
+	err     error
+	discard bool // record nothing: a benchmark measures the handler, not the copies
 
 	mu   sync.Mutex
 	msgs []*nats.Msg
@@ -44,9 +48,9 @@ func (p *fakePublisher) PublishMsgAsync(m *nats.Msg, _ ...jetstream.PublishOpt) 
 	if p.mode == failPublish {
 		return nil, p.err
 	}
-	p.mu.Lock()
-	p.msgs = append(p.msgs, &nats.Msg{Subject: m.Subject, Header: m.Header, Data: append([]byte(nil), m.Data...)})
-	p.mu.Unlock()
+	if !p.discard {
+		p.record(m)
+	}
 	f := &future{msg: m, ok: make(chan *jetstream.PubAck, 1), errc: make(chan error, 1)}
 	switch p.mode {
 	case ackIt:
@@ -57,6 +61,13 @@ func (p *fakePublisher) PublishMsgAsync(m *nats.Msg, _ ...jetstream.PublishOpt) 
 		f.errc <- p.err
 	}
 	return f, nil
+}
+
+// record keeps copies of m: the handler reuses it once its future resolved.
+func (p *fakePublisher) record(m *nats.Msg) {
+	p.mu.Lock()
+	p.msgs = append(p.msgs, &nats.Msg{Subject: m.Subject, Header: nats.Header(http.Header(m.Header).Clone()), Data: append([]byte(nil), m.Data...)})
+	p.mu.Unlock()
 }
 
 func (p *fakePublisher) published() []*nats.Msg {
@@ -187,5 +198,77 @@ func TestTraceContextPassesThroughWithoutTracing(t *testing.T) {
 	}
 	if got := msgs[0].Header.Get("traceparent"); got != incoming {
 		t.Fatalf("traceparent on the message %q, want the incoming %q", got, incoming)
+	}
+}
+
+// TestReusedMessagesCarryOnlyTheirOwnHeaders: the handler reuses a settled
+// webhook's message for the next one, so each message must carry its own
+// ids, type and timestamp, and a trace context only when its own request
+// sent one. One goroutine posts in turn, so the pool hands back the same
+// message (tracing off: the sender's traceparent is copied; tracing on: a
+// span's is injected).
+func TestReusedMessagesCarryOnlyTheirOwnHeaders(t *testing.T) {
+	const incoming = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	for _, tracing := range []bool{false, true} {
+		t.Run(map[bool]string{false: "tracing off", true: "tracing on"}[tracing], func(t *testing.T) {
+			pub := &fakePublisher{mode: ackIt}
+			h := newFakeHandler(t, pub, func(o *httpapi.Options) {
+				if tracing {
+					o.TracerProvider = sdktrace.NewTracerProvider()
+				}
+			})
+			sends := []struct {
+				id, fixture string
+				traced      bool
+			}{
+				{"msg_reuse_1", "user.created", false},
+				{"msg_reuse_2", "session.revoked", true},
+				{"msg_reuse_3", "email.created", false},
+				{"msg_reuse_4", "user.created", false},
+			}
+			for i, s := range sends {
+				ts := fixedNow.Add(-time.Duration(i) * time.Second)
+				body := []byte(fixtures[s.fixture])
+				req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/webhooks/clerk", strings.NewReader(string(body)))
+				delivery{id: s.id, ts: ts, body: body}.setHeaders(t, req.Header)
+				if s.traced {
+					req.Header.Set("traceparent", incoming)
+				}
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK {
+					t.Fatalf("%s: answer %d %q, want 200", s.id, rec.Code, rec.Body)
+				}
+			}
+			msgs := pub.published()
+			if len(msgs) != len(sends) {
+				t.Fatalf("%d messages published, want %d", len(msgs), len(sends))
+			}
+			for i, s := range sends {
+				m := msgs[i]
+				want := map[string]string{
+					jetstream.MsgIDHeader:      s.id,
+					events.SvixIDHeader:        s.id,
+					events.SvixTimestampHeader: strconv.FormatInt(fixedNow.Add(-time.Duration(i)*time.Second).Unix(), 10),
+					events.EventTypeHeader:     s.fixture,
+					events.ReceivedAtHeader:    strconv.FormatInt(fixedNow.UnixMilli(), 10),
+				}
+				for k, v := range want {
+					if got := m.Header.Values(k); len(got) != 1 || got[0] != v {
+						t.Errorf("%s: header %s = %q, want [%q]", s.id, k, got, v)
+					}
+				}
+				if m.Subject != "clerk."+s.fixture || string(m.Data) != fixtures[s.fixture] {
+					t.Errorf("%s: subject %q or data not its own", s.id, m.Subject)
+				}
+				traced := m.Header.Get("traceparent") != ""
+				if wantTraced := s.traced || tracing; traced != wantTraced {
+					t.Errorf("%s: carries a traceparent: %v, want %v (headers %v)", s.id, traced, wantTraced, m.Header)
+				}
+				if len(m.Header) != len(want) && !traced {
+					t.Errorf("%s: headers %v, want only %d", s.id, m.Header, len(want))
+				}
+			}
+		})
 	}
 }

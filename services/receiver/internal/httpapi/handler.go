@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"sync"
 	"time"
@@ -61,6 +62,9 @@ const (
 )
 
 // Publisher publishes a message asynchronously; jetstream.JetStream satisfies it.
+// The handler reuses a message, its data and its header for a later webhook
+// once the message's future has resolved, so a Publisher must not read them
+// after that (jetstream encodes them into its write buffer while publishing).
 type Publisher interface {
 	PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error)
 }
@@ -134,6 +138,7 @@ func New(o Options) (http.Handler, error) {
 	_, off := o.TracerProvider.(tracenoop.TracerProvider)
 	h := &handler{
 		Options:    o,
+		carried:    carriedHeaders(o.Propagator),
 		tracer:     o.TracerProvider.Tracer(ScopeName),
 		tracing:    !off,
 		retryAfter: strconv.Itoa(int((DefaultRetryAfter + time.Second - 1) / time.Second)),
@@ -146,8 +151,10 @@ func New(o Options) (http.Handler, error) {
 	if off {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			// WithContext copies the request: only when there is a context to carry.
-			if ctx := o.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header)); ctx != r.Context() {
-				r = r.WithContext(ctx)
+			if h.carries(r.Header) {
+				if ctx := o.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header)); ctx != r.Context() {
+					r = r.WithContext(ctx)
+				}
 			}
 			h.ServeHTTP(w, r)
 		}), nil
@@ -163,20 +170,65 @@ func New(o Options) (http.Handler, error) {
 type handler struct {
 	Options
 	tracer     trace.Tracer
-	tracing    bool // false with a no-op TracerProvider: no spans to start
+	tracing    bool     // false with a no-op TracerProvider: no spans to start
+	carried    []string // canonical names of the headers the Propagator reads
 	retryAfter string
 	tooLarge   error
-	bufs       sync.Pool     // *bytes.Buffer
+	webhooks   sync.Pool     // *webhook
 	timers     sync.Pool     // *time.Timer, stopped
 	slots      chan struct{} // one per webhook in flight
 }
+
+// carriedHeaders returns the canonical header names p reads (traceparent,
+// tracestate, baggage), as the server stores them in a request's header.
+func carriedHeaders(p propagation.TextMapPropagator) []string {
+	var names []string
+	for _, f := range p.Fields() {
+		names = append(names, textproto.CanonicalMIMEHeaderKey(f))
+	}
+	return names
+}
+
+// carries reports whether h holds any header the Propagator reads: most
+// webhooks carry no trace context, and extracting or injecting nothing
+// still costs header look-ups, an allocation per name and context walks.
+func (h *handler) carries(hdr http.Header) bool {
+	for _, name := range h.carried {
+		if len(hdr[name]) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// webhook is the pooled state of one webhook in flight: its body, and the
+// message that carries the body, with its header map and values. It goes
+// back to the pool only once its publish settled, when nothing else
+// references it; the map is made once and keeps the five keys, whose values
+// are slices of vals.
+type webhook struct {
+	body bytes.Buffer
+	msg  nats.Msg
+	vals [5]string
+}
+
+// Indexes of [webhook.vals], one per header of the message.
+const (
+	valMsgID = iota
+	valSvixID
+	valSvixTimestamp
+	valEventType
+	valReceivedAt
+	numVals
+)
 
 // maxPooledBuffer keeps the occasional huge body's buffer out of the pool.
 const maxPooledBuffer = 256 << 10
 
 var (
-	bodyAccepted  = []byte(`{"status":"accepted"}` + "\n")
-	bodyDuplicate = []byte(`{"status":"duplicate"}` + "\n")
+	contentTypeJSON = []string{"application/json"}[:1:1] // an append copies
+	bodyAccepted    = []byte(`{"status":"accepted"}` + "\n")
+	bodyDuplicate   = []byte(`{"status":"duplicate"}` + "\n")
 )
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -197,7 +249,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.Metrics.webhooks[out].Inc()
 	if err == nil {
-		w.Header().Set("Content-Type", "application/json")
+		// A shared value saves an allocation a webhook; the server only reads it.
+		w.Header()["Content-Type"] = contentTypeJSON
 		w.WriteHeader(status)
 		if out == outcomeDuplicate {
 			_, _ = w.Write(bodyDuplicate)
@@ -267,16 +320,16 @@ func (h *handler) receive(ctx context.Context, w http.ResponseWriter, r *http.Re
 		<-h.slots
 	}()
 
-	buf, _ := h.bufs.Get().(*bytes.Buffer)
-	if buf == nil {
-		buf = new(bytes.Buffer)
+	wh, _ := h.webhooks.Get().(*webhook)
+	if wh == nil {
+		wh = new(webhook)
 	}
-	buf.Reset()
-	ack, settled, err := h.store(ctx, w, r, buf, sig, ts, now)
+	wh.body.Reset()
+	ack, settled, err := h.store(ctx, w, r, wh, sig, ts, now)
 	// A publish left unsettled (timeout, client gone) may still be
 	// retried by the client library from the buffer: never reuse it then.
-	if settled && buf.Cap() <= maxPooledBuffer {
-		h.bufs.Put(buf)
+	if settled && wh.body.Cap() <= maxPooledBuffer {
+		h.webhooks.Put(wh)
 	}
 	return id, ack, err
 }
@@ -300,9 +353,10 @@ func (h *handler) acquire(ctx context.Context) error {
 	}
 }
 
-// store reads the body into buf, verifies its signature, checks its type and
-// publishes it. settled reports whether buf is no longer referenced.
-func (h *handler) store(ctx context.Context, w http.ResponseWriter, r *http.Request, buf *bytes.Buffer, sig verify.Headers, ts, now time.Time) (ack *jetstream.PubAck, settled bool, err error) {
+// store reads the body into wh, verifies its signature, checks its type and
+// publishes it. settled reports whether wh is no longer referenced.
+func (h *handler) store(ctx context.Context, w http.ResponseWriter, r *http.Request, wh *webhook, sig verify.Headers, ts, now time.Time) (ack *jetstream.PubAck, settled bool, err error) {
+	buf := &wh.body
 	// Reserve from the declared length only up to a small bound: the
 	// buffer grows as bytes actually arrive, up to the cap.
 	if r.ContentLength > 0 {
@@ -326,15 +380,15 @@ func (h *handler) store(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	if err != nil {
 		return nil, true, err
 	}
-	msg := newMsg(subject, body, sig, eventType, now)
+	msg := wh.message(subject, body, sig, eventType, now)
 	var span trace.Span
 	if h.tracing {
 		ctx, span = events.StartPublish(ctx, h.tracer, h.Propagator, msg,
 			events.SvixIDKey.String(sig.ID), events.EventTypeKey.String(eventType))
-	} else {
+	} else if h.carries(r.Header) {
 		// No span to start (the options and attributes of one cost eight
-		// allocations a webhook): the sender's trace context, if any, still
-		// goes on to the message.
+		// allocations a webhook): the sender's trace context still goes on
+		// to the message.
 		h.Propagator.Inject(ctx, events.HeaderCarrier(msg.Header))
 	}
 	start := time.Now()
@@ -360,19 +414,30 @@ func readError(err error) error {
 	}
 }
 
-// newMsg builds the clerk.<type> message: the verified bytes unchanged, the
-// svix-id as Nats-Msg-Id (JetStream dedupes Svix's retries on it), and the
-// pipeline's headers. The header values share one backing array.
-func newMsg(subject string, body []byte, sig verify.Headers, eventType string, now time.Time) *nats.Msg {
-	v := [...]string{sig.ID, sig.ID, sig.Timestamp, eventType, strconv.FormatInt(now.UnixMilli(), 10)}
-	vals := v[:] // escapes to the heap once, instead of one slice per header
-	h := make(nats.Header, 8)
-	h[jetstream.MsgIDHeader] = vals[0:1:1]
-	h[events.SvixIDHeader] = vals[1:2:2]
-	h[events.SvixTimestampHeader] = vals[2:3:3]
-	h[events.EventTypeHeader] = vals[3:4:4]
-	h[events.ReceivedAtHeader] = vals[4:5:5]
-	return &nats.Msg{Subject: subject, Data: body, Header: h}
+// message builds the clerk.<type> message in wh: the verified bytes
+// unchanged, the svix-id as Nats-Msg-Id (JetStream dedupes Svix's retries on
+// it), and the pipeline's headers. The header map is built on first use and
+// whenever a trace context added keys to it; otherwise only the values change.
+func (wh *webhook) message(subject string, body []byte, sig verify.Headers, eventType string, now time.Time) *nats.Msg {
+	wh.vals = [numVals]string{
+		valMsgID:         sig.ID,
+		valSvixID:        sig.ID,
+		valSvixTimestamp: sig.Timestamp,
+		valEventType:     eventType,
+		valReceivedAt:    strconv.FormatInt(now.UnixMilli(), 10),
+	}
+	if len(wh.msg.Header) != numVals {
+		v := wh.vals[:]
+		wh.msg.Header = nats.Header{
+			jetstream.MsgIDHeader:      v[valMsgID : valMsgID+1 : valMsgID+1],
+			events.SvixIDHeader:        v[valSvixID : valSvixID+1 : valSvixID+1],
+			events.SvixTimestampHeader: v[valSvixTimestamp : valSvixTimestamp+1 : valSvixTimestamp+1],
+			events.EventTypeHeader:     v[valEventType : valEventType+1 : valEventType+1],
+			events.ReceivedAtHeader:    v[valReceivedAt : valReceivedAt+1 : valReceivedAt+1],
+		}
+	}
+	wh.msg.Subject, wh.msg.Data = subject, body
+	return &wh.msg
 }
 
 // publish publishes msg asynchronously and waits for its own PubAck, at most
