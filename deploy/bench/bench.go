@@ -180,8 +180,8 @@ func (b *bench) run(ctx context.Context) (*Report, error) {
 	return b.report, nil
 }
 
-// ingestRow runs phase A, then phase B between the two halves of the floor,
-// at concurrency c.
+// ingestRow runs phase A, then phase B and the floor in alternating
+// slices, at concurrency c.
 func (b *bench) ingestRow(ctx context.Context, p *pipeline, c int) (IngestRow, error) {
 	row := IngestRow{Concurrency: c}
 	pool, err := b.gen.make(4096, "")
@@ -211,9 +211,6 @@ func (b *bench) ingestRow(ctx context.Context, p *pipeline, c int) (IngestRow, e
 		return row, err
 	}
 	defer resume()
-	// The floor runs half of its time before B and half after (ABBA): a
-	// machine getting busier or quieter during the row, or what phase A
-	// left to the disk and the server, weighs on both alike.
 	var fl *floor
 	if b.cfg.mode == modeExec {
 		fl, err = startFloorChild(ctx, p.natsURL)
@@ -232,40 +229,39 @@ func (b *bench) ingestRow(ctx context.Context, p *pipeline, c int) (IngestRow, e
 	if err != nil {
 		return row, fmt.Errorf("floor: %w", err)
 	}
-	firstHalf := b.cfg.duration / 2
-	b.logf("floor: bare net/http + async publish, up to %d webhooks, c=%d, %v before phase B and %v after", n, c, firstHalf, b.cfg.duration-firstHalf)
-	floorRun.run(ctx, firstHalf)
-
-	b.logf("phase B: up to %d pre-signed webhooks, c=%d, %v", n, c, b.cfg.duration)
 	ingest, err := startIngest(ctx, b.client, p.webhookURL, hooks[:200], hooks[200:], c, pids)
 	if err != nil {
 		return row, fmt.Errorf("phase B: %w", err)
 	}
+	// B and the floor take turns in slices of about a second, in ABBA
+	// order (floor, B, B, floor, floor, B, ...): load from outside the
+	// bench that comes and goes on a shared machine, and any drift during
+	// the row, weigh on both alike, and neither always goes first.
+	turns := max(2, int(b.cfg.duration/time.Second))
+	slice := b.cfg.duration / time.Duration(turns)
+	b.logf("phase B and floor: up to %d pre-signed webhooks each, c=%d, %v each, in %d alternating slices of %v", n, c, b.cfg.duration, 2*turns, slice)
 	resetPeaks(p)
-	var profile chan error
+	var profiles []chan error
 	if b.cfg.pprofDir != "" && c == maxInt(b.cfg.concurrency) {
-		profile = make(chan error, 1)
-		go func() { profile <- b.cpuProfile(ctx, p, fmt.Sprintf("receiver-cpu-c%d.pprof", c)) }()
-	}
-	ingest.run(ctx, b.cfg.duration)
-	row.Ingest = ingest.throughput()
-	row.Memory = readPeaks(p)
-	if profile != nil {
-		if err := <-profile; err != nil {
-			b.report.Errors = append(b.report.Errors, err.Error())
-		}
-	}
-
-	if profile != nil {
-		// The floor's profile of its second half, to set beside B's.
-		secs := max(1, min(b.cfg.pprofSeconds, int((b.cfg.duration-firstHalf)/time.Second)))
+		// Both profiles over the same slices, to set side by side.
+		profiles = []chan error{make(chan error, 1), make(chan error, 1)}
+		go func() { profiles[0] <- b.cpuProfile(ctx, p, fmt.Sprintf("receiver-cpu-c%d.pprof", c)) }()
 		go func() {
-			profile <- b.saveProfile(ctx, "floor", strings.TrimSuffix(fl.url, receiverPath), secs, fmt.Sprintf("floor-cpu-c%d.pprof", c))
+			profiles[1] <- b.saveProfile(ctx, "floor", strings.TrimSuffix(fl.url, receiverPath), b.cfg.pprofSeconds, fmt.Sprintf("floor-cpu-c%d.pprof", c))
 		}()
 	}
-	floorRun.run(ctx, b.cfg.duration-firstHalf)
+	for i := range turns {
+		first, second := floorRun, ingest
+		if i%2 == 1 {
+			first, second = ingest, floorRun
+		}
+		first.run(ctx, slice)
+		second.run(ctx, slice)
+	}
+	row.Ingest = ingest.throughput()
 	row.Floor = floorRun.throughput()
-	if profile != nil {
+	row.Memory = readPeaks(p)
+	for _, profile := range profiles {
 		if err := <-profile; err != nil {
 			b.report.Errors = append(b.report.Errors, err.Error())
 		}

@@ -20,7 +20,7 @@ func newClient(conns int) *http.Client {
 		Transport: &http.Transport{
 			Proxy:               nil,
 			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:        2 * conns,
+			MaxIdleConns:        4 * conns, // phase B's and the floor's, which take turns
 			MaxIdleConnsPerHost: 2 * conns,
 			IdleConnTimeout:     90 * time.Second,
 			DisableCompression:  true,
