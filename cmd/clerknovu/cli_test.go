@@ -460,10 +460,18 @@ func TestUsageExitCodes(t *testing.T) {
 		{"replay"},
 		{"replay", "--since", "2h", "--until", "3h"},
 		{"routes", "check"},
+		{"routes", "chek", "rules.yaml"},
+		{"dlq", "lss"},
 		{"status", "--no-such-flag"},
 	} {
 		if code, _, errOut := exec(t, nil, args...); code != 2 {
 			t.Errorf("clerknovu %v: exit %d (%s), want 2", args, code, errOut)
+		}
+	}
+	// A group alone prints its help and succeeds, as cobra does.
+	for _, group := range []string{"dlq", "routes"} {
+		if code, out, errOut := exec(t, nil, group); code != 0 || !strings.Contains(out, "Available Commands") {
+			t.Errorf("clerknovu %s: exit %d, stdout %q, stderr %q; want 0 and its help", group, code, out, errOut)
 		}
 	}
 	if code, _, _ := exec(t, map[string]string{"NATS_URL": "nats://127.0.0.1:1"}, "status"); code != 1 {

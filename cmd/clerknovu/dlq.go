@@ -62,7 +62,7 @@ func dlqCmd(c *cli, g *globals) *cobra.Command {
   clerknovu dlq redrive --stage router --type user.created --yes`,
 	}
 	cmd.AddCommand(dlqLsCmd(c, g), dlqShowCmd(c, g), dlqRedriveCmd(c, g), dlqPurgeCmd(c, g))
-	return cmd
+	return group(cmd)
 }
 
 func dlqLsCmd(c *cli, g *globals) *cobra.Command {

@@ -64,6 +64,21 @@ func isCobraUsage(err error) bool {
 	return strings.HasPrefix(err.Error(), "unknown command")
 }
 
+// group makes cmd, a command of subcommands, refuse an unknown one as bad
+// usage: cobra prints the help of a command without Run and exits 0, so a
+// typo such as "clerknovu dlq lss" would look like success to a script.
+// Without arguments it still prints the help.
+func group(cmd *cobra.Command) *cobra.Command {
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(cmd *cobra.Command, a []string) error {
+		if len(a) > 0 {
+			return usageError{fmt.Errorf("unknown command %q for %q", a[0], cmd.CommandPath())}
+		}
+		return cmd.Help()
+	}
+	return cmd
+}
+
 // args wraps a cobra argument check so its error means bad usage.
 func args(check cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, a []string) error {

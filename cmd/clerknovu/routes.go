@@ -22,7 +22,7 @@ func routesCmd(c *cli, g *globals) *cobra.Command {
   clerknovu routes test services/router/routes.example.yaml user.created`,
 	}
 	cmd.AddCommand(routesCheckCmd(c, g), routesTestCmd(c, g), routesPutCmd(c, g), routesGetCmd(c, g))
-	return cmd
+	return group(cmd)
 }
 
 // checkFile reads and checks a rules file; an invalid one is bad usage (exit 2).
