@@ -85,11 +85,21 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 			return fmt.Errorf("RECEIVER_OPS_ADDR: listen on %s: %w", cfg.OpsAddr, err)
 		}
 	}
-	// With NATS down, Connect returns at once and keeps retrying in the background.
+	// With NATS down, Connect returns at once and keeps retrying in the
+	// background. The body cap is checked against the server's max_payload
+	// once: here when connected at start (an error), else when the
+	// connection comes up (too late to refuse, so it is logged). nats.go
+	// calls the handler for a connect made at start too: it waits to learn
+	// which case this is.
+	decided := make(chan struct{})
+	var connectedLate bool
 	nc, err = service.Connect(cfg.NATS, ServiceName, log,
 		nats.ConnectHandler(func(nc *nats.Conn) {
 			log.Info("nats connected", "url", nc.ConnectedUrlRedacted())
-			// Connected only after start: too late to refuse it, so say it.
+			<-decided
+			if !connectedLate {
+				return
+			}
 			if err := checkPayload(cfg.MaxBodyBytes, nc.MaxPayload()); err != nil {
 				log.Error("webhooks near the body cap will get 413", "err", err)
 			}
@@ -97,7 +107,9 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	if err != nil {
 		return err
 	}
-	if !nc.IsConnected() {
+	connectedLate = !nc.IsConnected()
+	close(decided)
+	if connectedLate {
 		log.Warn("nats not reachable yet; answering 503 until it is, retrying in the background")
 	} else if err := checkPayload(cfg.MaxBodyBytes, nc.MaxPayload()); err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -29,6 +30,7 @@ type running struct {
 	ops  string // the ops port
 	done chan error
 	stop context.CancelFunc
+	logs eventstest.SyncBuffer // what Run logged
 }
 
 func startRun(t *testing.T, env map[string]string) *running {
@@ -47,8 +49,9 @@ func startRun(t *testing.T, env map[string]string) *running {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{base: "http://" + ln.Addr().String(), ops: "http://" + opsLn.Addr().String(), done: make(chan error, 1), stop: cancel}
+	log := slog.New(slog.NewTextHandler(&r.logs, nil))
 	go func() {
-		r.done <- app.Run(ctx, cfg, app.Deps{Deps: service.Deps{Listener: ln}, OpsListener: opsLn})
+		r.done <- app.Run(ctx, cfg, app.Deps{Deps: service.Deps{Listener: ln, Logger: log}, OpsListener: opsLn})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -187,9 +190,17 @@ func TestRunRefusesBodyCapOverMaxPayload(t *testing.T) {
 	}
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	opsLn, _ := net.Listen("tcp", "127.0.0.1:0")
-	err = app.Run(t.Context(), cfg, app.Deps{Deps: service.Deps{Listener: ln}, OpsListener: opsLn})
+	var logs eventstest.SyncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	err = app.Run(t.Context(), cfg, app.Deps{Deps: service.Deps{Listener: ln, Logger: log}, OpsListener: opsLn})
 	if err == nil || !strings.Contains(err.Error(), "1048576") || !strings.Contains(err.Error(), "max_payload of 1048576") {
 		t.Fatalf("Run: %v, want an error naming the cap and max_payload", err)
+	}
+	// The connect handler, which nats.go also calls for a connect at
+	// start, must not log the same problem after Run refused to start.
+	time.Sleep(100 * time.Millisecond)
+	if strings.Contains(logs.String(), "body cap") {
+		t.Errorf("the refused start also logged the body cap:\n%s", logs.String())
 	}
 }
 
@@ -203,6 +214,8 @@ func TestRunWithoutNATS(t *testing.T) {
 		"NATS_URL":                     fmt.Sprintf("nats://127.0.0.1:%d", port),
 		"RECEIVER_PUBLISH_TIMEOUT":     "1s",
 		"SHUTDOWN_TIMEOUT":             "5s",
+		// Too close to the server's max_payload: said once NATS is up.
+		"RECEIVER_MAX_BODY_BYTES": "1048576",
 	})
 	if code, _ := get(t, r.ops+"/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz %d while NATS is down, want 200 (alive)", code)
@@ -227,6 +240,10 @@ func TestRunWithoutNATS(t *testing.T) {
 	if resp, body := postWebhook(t, r.base+"/webhooks/clerk", "msg_up"); resp.StatusCode != http.StatusOK {
 		t.Fatalf("webhook once NATS is up: %d %q, want 200", resp.StatusCode, body)
 	}
+	// Too late to refuse the body cap: the receiver says so once.
+	eventstest.Eventually(t, 5*time.Second, "the body cap logged after NATS came up", func() bool {
+		return strings.Count(r.logs.String(), "webhooks near the body cap will get 413") == 1
+	})
 	_, js := eventstest.Connect(t, srv.ClientURL())
 	// The receiver creates the one stream it writes, and only that one.
 	if _, err := js.Stream(t.Context(), events.StreamClerk); err != nil {
