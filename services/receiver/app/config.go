@@ -24,10 +24,10 @@ const (
 	// DefaultMaxBodyBytes is RECEIVER_MAX_BODY_BYTES's default: 1 MiB less
 	// [PayloadHeadroom], so that a webhook at the cap, its headers and its
 	// later dead letter fit under NATS's default max_payload of 1 MiB.
-	DefaultMaxBodyBytes = 1<<20 - PayloadHeadroom
+	DefaultMaxBodyBytes = httpapi.DefaultMaxBodyBytes
 	// PayloadHeadroom is what the body cap must leave under the server's
 	// max_payload for the message headers and the dead-letter headers.
-	PayloadHeadroom = 16 << 10
+	PayloadHeadroom = httpapi.PayloadHeadroom
 	// DefaultMaxInFlight is RECEIVER_MAX_IN_FLIGHT's default.
 	DefaultMaxInFlight = httpapi.DefaultMaxInFlight
 	// DefaultPublishTimeout is RECEIVER_PUBLISH_TIMEOUT's default.

@@ -31,8 +31,13 @@ const ScopeName = "github.com/clerknovu/pipeline/services/receiver/internal/http
 
 // Defaults of [Options].
 const (
-	// DefaultMaxBodyBytes caps a webhook body at 1 MiB.
-	DefaultMaxBodyBytes = 1 << 20
+	// DefaultMaxBodyBytes caps a webhook body at 1 MiB less
+	// [PayloadHeadroom], so that a webhook at the cap, its headers and its
+	// later dead letter fit under NATS's default max_payload of 1 MiB.
+	DefaultMaxBodyBytes = 1<<20 - PayloadHeadroom
+	// PayloadHeadroom is what the body cap must leave under the server's
+	// max_payload for the message headers and the dead-letter headers.
+	PayloadHeadroom = 16 << 10
 	// DefaultPublishTimeout bounds the wait for a PubAck, well inside Svix's 15 s.
 	DefaultPublishTimeout = 5 * time.Second
 	// DefaultRetryAfter is the Retry-After of a 503.

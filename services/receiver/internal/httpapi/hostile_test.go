@@ -81,8 +81,8 @@ func gauge(t *testing.T, g prometheus.Gatherer, name string) float64 {
 func TestAmplification(t *testing.T) {
 	const (
 		unsigned = 500
-		forged   = 100 // under DefaultMaxInFlight, so the signed webhook finds a slot
-		declared = 1 << 20
+		forged   = 100                         // under DefaultMaxInFlight, so the signed webhook finds a slot
+		declared = httpapi.DefaultMaxBodyBytes // at the cap: taken in, not refused
 		maxAlloc = 64 << 20
 	)
 	s := newStack(t)
