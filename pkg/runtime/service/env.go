@@ -38,6 +38,15 @@ func (e *Env) Fail(name, format string, args ...any) {
 	e.errs = append(e.errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
 }
 
+// Replaced refuses old, a variable an earlier release read, when it is
+// set: ignoring it would run the service on a default the operator did not
+// choose. why names what replaced it.
+func (e *Env) Replaced(old, why string) {
+	if e.Lookup(old) != "" {
+		e.Fail(old, "replaced by %s", why)
+	}
+}
+
 // Lookup returns the trimmed value of name, or "".
 func (e *Env) Lookup(name string) string { return strings.TrimSpace(e.getenv(name)) }
 

@@ -130,6 +130,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		ShutdownTimeout: env.ShutdownTimeout(),
 	}
 	c.AckWait = env.Duration("NOVU_ACK_WAIT", service.DefaultSinkAckWait(c.Timeout))
+	env.Replaced("SINK_ADDR", "SINK_OPS_ADDR, the ops listener (/healthz, /readyz, /metrics)")
 	c.validate(env)
 	if err := env.Err(); err != nil {
 		return Config{}, err

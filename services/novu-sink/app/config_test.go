@@ -97,6 +97,7 @@ func TestLoadConfig(t *testing.T) {
 		},
 		{name: "missing key", given: map[string]string{}, wantErr: []string{"NOVU_SECRET_KEY: required", "NOVU_DRY_RUN=true"}},
 		{name: "key and key file", given: map[string]string{"NOVU_SECRET_KEY": "a", "NOVU_SECRET_KEY_FILE": keyFile}, wantErr: []string{"not both"}},
+		{name: "old ops address name", given: map[string]string{"NOVU_SECRET_KEY": "k", "SINK_ADDR": ":9192"}, wantErr: []string{"SINK_ADDR: replaced by SINK_OPS_ADDR"}},
 		{name: "unreadable key file", given: map[string]string{"NOVU_SECRET_KEY_FILE": "/nonexistent/key"}, wantErr: []string{"NOVU_SECRET_KEY_FILE"}},
 		{name: "bad URL", given: map[string]string{"NOVU_SECRET_KEY": "k", "NOVU_API_URL": "api.novu.co"}, wantErr: []string{"NOVU_API_URL", "https://eu.api.novu.co"}},
 		{name: "http to a remote host", given: map[string]string{"NOVU_SECRET_KEY": "k", "NOVU_API_URL": "http://api.novu.co"}, wantErr: []string{"NOVU_API_URL: want https", "api.novu.co"}},

@@ -119,12 +119,8 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		NATS:            env.NATS(),
 		Log:             env.Log(),
 	}
-	if env.Lookup("RECEIVER_SHUTDOWN_TIMEOUT") != "" {
-		env.Fail("RECEIVER_SHUTDOWN_TIMEOUT", "replaced by SHUTDOWN_TIMEOUT, the one shutdown budget of every service")
-	}
-	if env.Lookup("RECEIVER_DEBUG_ADDR") != "" {
-		env.Fail("RECEIVER_DEBUG_ADDR", "replaced by RECEIVER_PPROF=true, which serves pprof on RECEIVER_OPS_ADDR")
-	}
+	env.Replaced("RECEIVER_SHUTDOWN_TIMEOUT", "SHUTDOWN_TIMEOUT, the one shutdown budget of every service")
+	env.Replaced("RECEIVER_DEBUG_ADDR", "RECEIVER_PPROF=true, which serves pprof on RECEIVER_OPS_ADDR")
 	c.Secrets = loadSecrets(env)
 	c.validate(env)
 	if err := env.Err(); err != nil {

@@ -94,6 +94,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		BackoffMax:      env.Duration("ROUTER_BACKOFF_MAX", DefaultBackoffMax),
 		ShutdownTimeout: env.ShutdownTimeout(),
 	}
+	env.Replaced("ROUTER_ADDR", "ROUTER_OPS_ADDR, the ops listener (/healthz, /readyz, /metrics)")
 	c.validate(env)
 	if c.RoutesFile != "" {
 		if _, err := loadRulesFile(c.RoutesFile); err != nil {

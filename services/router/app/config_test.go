@@ -64,6 +64,7 @@ func TestLoadConfig(t *testing.T) {
 			},
 		},
 		{name: "zero concurrency", env: map[string]string{"ROUTER_CONCURRENCY": "0"}, wantErr: []string{"ROUTER_CONCURRENCY: want at least 1"}},
+		{name: "old ops address name", env: map[string]string{"ROUTER_ADDR": ":9191"}, wantErr: []string{"ROUTER_ADDR: replaced by ROUTER_OPS_ADDR"}},
 		{name: "max deliver not a number", env: map[string]string{"ROUTER_MAX_DELIVER": "ten"}, wantErr: []string{"ROUTER_MAX_DELIVER: want a whole number"}},
 		{name: "bad ack wait", env: map[string]string{"ROUTER_ACK_WAIT": "soon"}, wantErr: []string{"ROUTER_ACK_WAIT: want a duration"}},
 		{name: "ack wait too short", env: map[string]string{"ROUTER_ACK_WAIT": "5s"}, wantErr: []string{"ROUTER_ACK_WAIT: must exceed twice ROUTER_PUBLISH_TIMEOUT"}},
