@@ -127,3 +127,31 @@ func TestBodyVariant(t *testing.T) {
 		t.Errorf("variant changed the size: %d, want %d", len(v), len(body))
 	}
 }
+
+// TestUsesLegacyAddrs: the old ops address names are set only for a
+// checkout whose router predates ROUTER_OPS_ADDR; today's services refuse
+// them at start.
+func TestUsesLegacyAddrs(t *testing.T) {
+	for _, tt := range []struct {
+		source string
+		want   bool
+	}{
+		{`env.String("ROUTER_ADDR", ":8081")`, true},
+		{`env.String("ROUTER_OPS_ADDR", ":8081")`, false},
+	} {
+		ws := t.TempDir()
+		dir := filepath.Join(ws, "services", "router", "app")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "config.go"), []byte("package app\n// "+tt.source+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := usesLegacyAddrs(ws); got != tt.want {
+			t.Errorf("router reading %s: usesLegacyAddrs = %v, want %v", tt.source, got, tt.want)
+		}
+	}
+	if usesLegacyAddrs(filepath.Join("..", "..")) {
+		t.Error("this workspace's router is taken for an old one")
+	}
+}

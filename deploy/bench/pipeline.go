@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -31,10 +34,28 @@ const (
 var addrEnv = map[string]string{"receiver": "RECEIVER_OPS_ADDR", "router": "ROUTER_OPS_ADDR", "novu-sink": "SINK_OPS_ADDR"}
 
 // legacyAddrEnv is the router's and the sink's ops address setting before
-// the *_OPS_ADDR names, set too so -services-from can run older checkouts
-// (today's services ignore it). An older receiver serves /readyz on its
-// webhook address, which [proc.waitReady] also polls.
+// the *_OPS_ADDR names, set instead for -services-from checkouts that
+// predate them (today's services refuse it at start; see [usesLegacyAddrs]).
+// An older receiver serves /readyz on its webhook address, which
+// [proc.waitReady] also polls.
 var legacyAddrEnv = map[string]string{"router": "ROUTER_ADDR", "novu-sink": "SINK_ADDR"}
+
+// usesLegacyAddrs reports whether the router of the workspace at ws
+// predates ROUTER_OPS_ADDR (no Go file under services/router names it).
+func usesLegacyAddrs(ws string) bool {
+	found := false
+	_ = filepath.WalkDir(filepath.Join(ws, "services", "router"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || found || d.IsDir() || !strings.HasSuffix(path, ".go") {
+			return nil
+		}
+		if b, err := os.ReadFile(path); err == nil && bytes.Contains(b, []byte(addrEnv["router"])) {
+			found = true
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return !found
+}
 
 // receiverAddrEnv is the receiver's webhook listen address setting.
 const receiverAddrEnv = "RECEIVER_ADDR"
@@ -104,6 +125,8 @@ type launcher struct {
 	dir    string
 	logDir string
 	bins   map[string]string
+	// legacyAddrs: the services built are older than the *_OPS_ADDR names.
+	legacyAddrs bool
 	// nats is the server of exec mode, shared by every pipeline it starts.
 	nats *natsServer
 }
@@ -136,6 +159,7 @@ func (l *launcher) prepare(ctx context.Context, log func(string, ...any)) error 
 	if l.bins, err = buildServices(ctx, ws, binDir); err != nil {
 		return err
 	}
+	l.legacyAddrs = usesLegacyAddrs(ws)
 	log("built the services in %v", time.Since(start).Round(10*time.Millisecond))
 	l.nats, err = startNATS(ctx, l.natsArg, l.dir+"/jetstream")
 	return err
@@ -196,7 +220,7 @@ func (l *launcher) startExec(ctx context.Context, env map[string]string) (*pipel
 		}
 		vars := maps.Clone(common)
 		vars[addrEnv[s.name]] = addr
-		if legacy, ok := legacyAddrEnv[s.name]; ok {
+		if legacy, ok := legacyAddrEnv[s.name]; ok && l.legacyAddrs {
 			vars[legacy] = addr
 		}
 		webhookAddr := ""
