@@ -38,7 +38,8 @@ type DeadLetter struct {
 	SourceSequence uint64 `json:"source_sequence,omitempty"`
 	RedriveCount   int    `json:"redrive_count,omitempty"`
 
-	// Header and Body are the stored message.
+	// Header and Body are the stored message; Body is nil when listed by
+	// [ListDeadLetters], which reads headers only ([Redrive] reads it).
 	Header nats.Header `json:"-"`
 	Body   []byte      `json:"-"`
 }
@@ -171,7 +172,7 @@ func ListDeadLetters(ctx context.Context, js jetstream.JetStream, sel Selector) 
 	}
 	var out []DeadLetter
 	err := scan(ctx, js, events.StreamDLQ, subjects, From{Seq: sel.SeqFrom, Time: sel.Since}, func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
-		d := ReadDeadLetter(md.Sequence.Stream, m.Subject(), md.Timestamp, m.Headers(), m.Data())
+		d := ReadDeadLetter(md.Sequence.Stream, m.Subject(), md.Timestamp, m.Headers(), nil)
 		if sel.past(d) {
 			return false, nil
 		}
@@ -306,7 +307,7 @@ func RedriveMsg(d DeadLetter, body []byte) (*nats.Msg, error) {
 }
 
 // streams resolves stream handles by name, each once (a STREAM.INFO round
-// trip), for the length of one [Redrive].
+// trip), for the length of one [Redrive] or [Replay].
 type streams struct {
 	js jetstream.JetStream
 	m  map[string]jetstream.Stream
@@ -327,28 +328,49 @@ func (ss *streams) get(ctx context.Context, name string) (jetstream.Stream, erro
 	return s, nil
 }
 
-// redriveBody returns the body to redrive d with: its own, or the source's
-// when it was truncated.
+// redriveBody returns the body to redrive d with: its own (read from the
+// DLQ when d was listed without it), or the source's when it was truncated.
 func redriveBody(ctx context.Context, ss *streams, d DeadLetter) ([]byte, error) {
 	if !d.Truncated {
-		return d.Body, nil
+		if d.Body != nil {
+			return d.Body, nil
+		}
+		body, err := storedBody(ctx, ss, events.StreamDLQ, d.Seq, d.Subject)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil, fmt.Errorf("dead letter %d is gone (purged or redriven meanwhile)", d.Seq)
+		}
+		return body, err
 	}
 	if d.SourceSequence == 0 {
 		return nil, fmt.Errorf("%w: truncated and no source sequence", ErrSourceGone)
 	}
-	s, err := ss.get(ctx, d.SourceStream)
-	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", d.SourceStream, err)
-	}
-	m, err := s.GetMsg(ctx, d.SourceSequence)
+	body, err := storedBody(ctx, ss, d.SourceStream, d.SourceSequence, d.SourceSubject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, fmt.Errorf("%w: truncated, and %s #%d has aged out of the stream; dlq show %d keeps what is left", ErrSourceGone, d.SourceStream, d.SourceSequence, d.Seq)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("read source %s #%d: %w", d.SourceStream, d.SourceSequence, err)
+	if errors.Is(err, errSubjectChanged) {
+		return nil, fmt.Errorf("%w: %w", ErrSourceGone, err)
 	}
-	if m.Subject != d.SourceSubject {
-		return nil, fmt.Errorf("%w: %s #%d is now %s, not %s", ErrSourceGone, d.SourceStream, d.SourceSequence, m.Subject, d.SourceSubject)
+	return body, err
+}
+
+// errSubjectChanged: the message at a sequence is not the one listed.
+var errSubjectChanged = errors.New("subject changed")
+
+// storedBody reads the body of message seq of stream, which must still be
+// on subject: the scans list headers only. It wraps
+// jetstream.ErrMsgNotFound when the message is gone, and errSubjectChanged.
+func storedBody(ctx context.Context, ss *streams, stream string, seq uint64, subject string) ([]byte, error) {
+	s, err := ss.get(ctx, stream)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	m, err := s.GetMsg(ctx, seq)
+	if err != nil {
+		return nil, fmt.Errorf("read %s #%d: %w", stream, seq, err)
+	}
+	if m.Subject != subject {
+		return nil, fmt.Errorf("%w: %s #%d is now %s, not %s", errSubjectChanged, stream, seq, m.Subject, subject)
 	}
 	return m.Data, nil
 }
@@ -361,7 +383,7 @@ func Redrive(ctx context.Context, js jetstream.JetStream, dls []DeadLetter, o Ru
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", events.StreamDLQ, err)
 	}
-	sources := &streams{js: js}
+	sources := &streams{js: js, m: map[string]jetstream.Stream{events.StreamDLQ: dlq}}
 	return o.each(ctx, len(dls), func(i int) Outcome {
 		d := dls[i]
 		out := Outcome{Seq: d.Seq, Subject: d.SourceSubject}

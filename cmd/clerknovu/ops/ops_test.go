@@ -216,3 +216,70 @@ func TestRedriveTruncated(t *testing.T) {
 		t.Errorf("refused dead letter not kept: %d left", len(dls))
 	}
 }
+
+// Listing reads headers only, so a large DLQ or a long replay window is
+// not held in memory body by body; redrive and replay then read each body
+// and republish it unchanged, and refuse one that went away meanwhile.
+func TestListsHoldNoBodiesRedriveAndReplayReadThem(t *testing.T) {
+	_, js := eventstest.RunJetStream(t)
+	ctx := t.Context()
+	body := func(i int) []byte {
+		return []byte(`{"type":"user.created","data":{"id":"user_` + string(rune('a'+i)) + `"},"object":"event","timestamp":1}`)
+	}
+	for i := range 3 {
+		dl := events.DeadLetter{Stage: events.StageRouter, Suffix: "user.created", Reason: "no rule", SourceSubject: "clerk.user.created"}
+		m := dl.Msg(body(i), nats.Header{events.SvixIDHeader: {"msg_dl_" + string(rune('a'+i))}})
+		m.Header.Set(events.DLQSourceStreamHeader, events.StreamClerk)
+		if _, err := js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: "clerk.user.created", Data: body(i), Header: nats.Header{events.SvixIDHeader: {"msg_ev_" + string(rune('a'+i))}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dls, err := ListDeadLetters(ctx, js, Selector{})
+	if err != nil || len(dls) != 3 {
+		t.Fatalf("dead letters %d, %v", len(dls), err)
+	}
+	evs, err := ListEvents(ctx, js, EventSelector{Since: time.Now().Add(-time.Hour)})
+	if err != nil || len(evs) != 3 {
+		t.Fatalf("events %d, %v", len(evs), err)
+	}
+	for _, d := range dls {
+		if d.Body != nil || d.SvixID == "" || d.Reason != "no rule" {
+			t.Errorf("listed dead letter %d: body %q, svix-id %q, reason %q; want no body and the headers", d.Seq, d.Body, d.SvixID, d.Reason)
+		}
+	}
+	for _, e := range evs {
+		if e.Body != nil || e.SvixID == "" {
+			t.Errorf("listed event %d: body %q, svix-id %q; want no body and the headers", e.Seq, e.Body, e.SvixID)
+		}
+	}
+
+	// One dead letter is purged between the list and the redrive.
+	dlq, _ := js.Stream(ctx, events.StreamDLQ)
+	if err := dlq.DeleteMsg(ctx, dls[1].Seq); err != nil {
+		t.Fatal(err)
+	}
+	outs, err := Redrive(ctx, js, dls, RunOptions{})
+	if err != nil || len(outs) != 3 {
+		t.Fatalf("redrive %+v, %v", outs, err)
+	}
+	if outs[0].Result != ResultRedriven || outs[2].Result != ResultRedriven || outs[1].Result != ResultRefused || !strings.Contains(outs[1].Reason, "gone") {
+		t.Fatalf("redrive outcomes %+v, want the purged one refused", outs)
+	}
+	if _, err := Replay(ctx, js, evs, "r1", false, RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	clerk := eventstest.StreamMsgs(t, js, events.StreamClerk, "clerk.>")
+	// 3 stored, 2 redriven (a, c), 3 replayed (a, b, c): each body unchanged.
+	want := []int{0, 1, 2, 0, 2, 0, 1, 2}
+	if len(clerk) != len(want) {
+		t.Fatalf("CLERK holds %d messages, want %d", len(clerk), len(want))
+	}
+	for i, w := range want {
+		if string(clerk[i].Data) != string(body(w)) {
+			t.Errorf("CLERK #%d: body %q, want %q", i+1, clerk[i].Data, body(w))
+		}
+	}
+}

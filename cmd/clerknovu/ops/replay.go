@@ -22,6 +22,8 @@ type StoredEvent struct {
 	SvixID  string    `json:"svix_id"`
 	Time    time.Time `json:"time"`
 
+	// Header and Body are the stored message; Body is nil when listed by
+	// [ListEvents], which reads headers only ([Replay] reads it).
 	Header nats.Header `json:"-"`
 	Body   []byte      `json:"-"`
 }
@@ -67,7 +69,7 @@ func ListEvents(ctx context.Context, js jetstream.JetStream, sel EventSelector) 
 			return false, nil
 		}
 		h := m.Headers()
-		e := StoredEvent{Seq: md.Sequence.Stream, Subject: m.Subject(), SvixID: h.Get(events.SvixIDHeader), Time: md.Timestamp, Header: h, Body: m.Data()}
+		e := StoredEvent{Seq: md.Sequence.Stream, Subject: m.Subject(), SvixID: h.Get(events.SvixIDHeader), Time: md.Timestamp, Header: h}
 		e.Type, _ = events.EventTypeFromSubject(e.Subject)
 		if len(sel.SvixIDs) == 0 || slices.Contains(sel.SvixIDs, e.SvixID) {
 			out = append(out, e)
@@ -122,11 +124,22 @@ func ReplayMsg(e StoredEvent, run string, fresh bool) *nats.Msg {
 	return &nats.Msg{Subject: e.Subject, Header: h, Data: e.Body}
 }
 
-// Replay republishes each event ([ReplayMsg]) into CLERK for the router.
+// Replay republishes each event ([ReplayMsg]) into CLERK for the router,
+// reading its body when it was listed without one. An event that aged out
+// of the stream since it was listed is refused.
 func Replay(ctx context.Context, js jetstream.JetStream, evs []StoredEvent, run string, fresh bool, o RunOptions) ([]Outcome, error) {
+	clerk := &streams{js: js}
 	return o.each(ctx, len(evs), func(i int) Outcome {
 		e := evs[i]
 		out := Outcome{Seq: e.Seq, Subject: e.Subject}
+		if e.Body == nil {
+			body, err := storedBody(ctx, clerk, events.StreamClerk, e.Seq, e.Subject)
+			if err != nil {
+				out.Result, out.Reason = ResultRefused, err.Error()
+				return out
+			}
+			e.Body = body
+		}
 		ack, err := js.PublishMsg(ctx, ReplayMsg(e, run, fresh), jetstream.WithExpectStream(events.StreamClerk))
 		if err != nil {
 			out.Result, out.Reason = ResultFailed, err.Error()

@@ -21,8 +21,11 @@ const scanBatch = 256
 
 // scan calls fn with every message of stream whose subject matches one of
 // subjects (every subject when empty), and its metadata, in stream order
-// from from, until fn returns false or an error. It reads through an ephemeral consumer that
-// acks nothing and changes nothing.
+// from from, until fn returns false or an error. It reads through an
+// ephemeral consumer that acks nothing and changes nothing, and that
+// delivers headers only: what the commands select on and print, without
+// holding every body of a large stream in memory ([storedBody] reads one
+// when it is needed).
 func scan(ctx context.Context, js jetstream.JetStream, stream string, subjects []string, from From, fn func(jetstream.Msg, *jetstream.MsgMetadata) (bool, error)) error {
 	cfg := jetstream.ConsumerConfig{
 		AckPolicy:         jetstream.AckNonePolicy,
@@ -30,6 +33,7 @@ func scan(ctx context.Context, js jetstream.JetStream, stream string, subjects [
 		FilterSubjects:    subjects,
 		InactiveThreshold: time.Minute,
 		MemoryStorage:     true,
+		HeadersOnly:       true,
 		Description:       "clerknovu scan",
 	}
 	switch {
