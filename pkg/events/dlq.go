@@ -72,12 +72,7 @@ func (d DeadLetter) Msg(body []byte, src nats.Header, opts ...MsgOption) *nats.M
 	for _, o := range opts {
 		o(&cfg)
 	}
-	h := nats.Header{}
-	for k, v := range src {
-		if !strings.HasPrefix(k, "Nats-") {
-			h[k] = append([]string(nil), v...)
-		}
-	}
+	h := CopyHeaders(src)
 	srcID := src.Get(jetstream.MsgIDHeader)
 	switch {
 	case srcID != "":
@@ -141,7 +136,7 @@ func fit(m *nats.Msg, limit int64) {
 	}
 	m.Data = nil
 	for k := range m.Header {
-		if !strings.HasPrefix(k, "Dlq-") && !keptWhenCut[k] {
+		if !strings.HasPrefix(k, DLQHeaderPrefix) && !keptWhenCut[k] {
 			delete(m.Header, k)
 		}
 	}

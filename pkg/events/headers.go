@@ -1,5 +1,12 @@
 package events
 
+import (
+	"slices"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+)
+
 // Header keys this pipeline sets on JetStream messages. The message id uses
 // jetstream.MsgIDHeader (Nats-Msg-Id); the W3C trace context uses the lower-case
 // traceparent and tracestate keys through [HeaderCarrier].
@@ -49,6 +56,31 @@ const (
 	// DLQLastFailureHeader is when the last failure happened (RFC 3339, UTC).
 	DLQLastFailureHeader = "Dlq-Last-Failure"
 )
+
+// Header name prefixes: of the dead-letter headers above, and of the
+// JetStream control headers (Nats-Msg-Id, Nats-Expected-Stream, a rollup or
+// a TTL), which were meant for the stream a message was stored in.
+const (
+	// DLQHeaderPrefix begins every dead-letter header key.
+	DLQHeaderPrefix = "Dlq-"
+	// ControlHeaderPrefix begins the JetStream control header keys.
+	ControlHeaderPrefix = "Nats-"
+)
+
+// CopyHeaders returns a deep copy of h for a message stored again in
+// another stream (a dead letter, a redrive, a replay): without the
+// JetStream control headers, which would make that stream refuse or mangle
+// it, nor the headers whose key begins with one of drop.
+func CopyHeaders(h nats.Header, drop ...string) nats.Header {
+	out := make(nats.Header, len(h))
+	for k, v := range h {
+		dropped := func(prefix string) bool { return strings.HasPrefix(k, prefix) }
+		if !dropped(ControlHeaderPrefix) && !slices.ContainsFunc(drop, dropped) {
+			out[k] = append([]string(nil), v...)
+		}
+	}
+	return out
+}
 
 // Header keys the operator CLI (clerknovu) sets when it republishes a message.
 const (

@@ -294,12 +294,7 @@ func RedriveMsg(d DeadLetter, body []byte) (*nats.Msg, error) {
 	if d.SourceSubject == "" || d.SourceStream == "" {
 		return nil, fmt.Errorf("dead letter %d names no source subject: it cannot be redriven", d.Seq)
 	}
-	h := nats.Header{}
-	for k, v := range d.Header {
-		if !strings.HasPrefix(k, "Dlq-") && !strings.HasPrefix(k, "Nats-") {
-			h[k] = append([]string(nil), v...)
-		}
-	}
+	h := events.CopyHeaders(d.Header, events.DLQHeaderPrefix)
 	h.Set(jetstream.MsgIDHeader, "redrive."+events.StreamDLQ+"."+strconv.FormatUint(d.Seq, 10))
 	h.Set(events.RedriveOfHeader, events.StreamDLQ+"/"+strconv.FormatUint(d.Seq, 10))
 	h.Set(events.RedriveCountHeader, strconv.Itoa(d.RedriveCount+1))

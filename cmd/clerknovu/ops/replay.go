@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
@@ -108,12 +107,7 @@ func FreshSvixID(svixID, run string) string { return svixID + ".replay-" + run }
 // only workflows that never ran for this event fire; with fresh it is
 // replaced by [FreshSvixID], so every workflow fires again.
 func ReplayMsg(e StoredEvent, run string, fresh bool) *nats.Msg {
-	h := nats.Header{}
-	for k, v := range e.Header {
-		if !strings.HasPrefix(k, "Nats-") {
-			h[k] = append([]string(nil), v...)
-		}
-	}
+	h := events.CopyHeaders(e.Header)
 	seq := strconv.FormatUint(e.Seq, 10)
 	h.Set(jetstream.MsgIDHeader, "replay."+run+"."+events.StreamClerk+"."+seq)
 	h.Set(events.ReplayOfHeader, events.StreamClerk+"/"+seq)
