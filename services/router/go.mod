@@ -16,6 +16,7 @@ require (
 
 require (
 	github.com/prometheus/otlptranslator v1.0.0 // indirect
+	github.com/svix/svix-webhooks v1.44.0 // indirect
 	go.opentelemetry.io/contrib/bridges/prometheus v0.72.0 // indirect
 	go.opentelemetry.io/contrib/exporters/autoexport v0.72.0 // indirect
 	go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploggrpc v0.23.0 // indirect
@@ -27,6 +28,7 @@ require (
 	go.opentelemetry.io/otel/exporters/stdout/stdoutmetric v1.47.0 // indirect
 	go.opentelemetry.io/otel/sdk/log v1.47.0 // indirect
 	go.opentelemetry.io/otel/sdk/metric v1.47.0 // indirect
+	gopkg.in/validator.v2 v2.0.1 // indirect
 )
 
 require (
