@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,6 +41,7 @@ type fakePublisher struct {
 
 	mu   sync.Mutex
 	msgs []*nats.Msg
+	seen []*nats.Msg // the messages as given, to tell a reused one
 }
 
 var _ httpapi.Publisher = (*fakePublisher)(nil)
@@ -67,7 +69,21 @@ func (p *fakePublisher) PublishMsgAsync(m *nats.Msg, _ ...jetstream.PublishOpt) 
 func (p *fakePublisher) record(m *nats.Msg) {
 	p.mu.Lock()
 	p.msgs = append(p.msgs, &nats.Msg{Subject: m.Subject, Header: nats.Header(http.Header(m.Header).Clone()), Data: append([]byte(nil), m.Data...)})
+	p.seen = append(p.seen, m)
 	p.mu.Unlock()
+}
+
+// reused reports how many of the messages given were given before.
+func (p *fakePublisher) reused() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for i, m := range p.seen {
+		if slices.Contains(p.seen[:i], m) {
+			n++
+		}
+	}
+	return n
 }
 
 func (p *fakePublisher) published() []*nats.Msg {
@@ -201,12 +217,13 @@ func TestTraceContextPassesThroughWithoutTracing(t *testing.T) {
 	}
 }
 
-// TestReusedMessagesCarryOnlyTheirOwnHeaders: the handler reuses a settled
+// TestReusedMessagesCarryOnlyTheirOwnHeaders: the handler reuses an acked
 // webhook's message for the next one, so each message must carry its own
 // ids, type and timestamp, and a trace context only when its own request
 // sent one. One goroutine posts in turn, so the pool hands back the same
 // message (tracing off: the sender's traceparent is copied; tracing on: a
-// span's is injected).
+// span's is injected); the test checks some were reused (the race
+// detector's pool drops a quarter of them).
 func TestReusedMessagesCarryOnlyTheirOwnHeaders(t *testing.T) {
 	const incoming = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 	for _, tracing := range []bool{false, true} {
@@ -217,14 +234,18 @@ func TestReusedMessagesCarryOnlyTheirOwnHeaders(t *testing.T) {
 					o.TracerProvider = sdktrace.NewTracerProvider()
 				}
 			})
-			sends := []struct {
+			type send struct {
 				id, fixture string
 				traced      bool
-			}{
-				{"msg_reuse_1", "user.created", false},
-				{"msg_reuse_2", "session.revoked", true},
-				{"msg_reuse_3", "email.created", false},
-				{"msg_reuse_4", "user.created", false},
+			}
+			var sends []send
+			for round := range 4 {
+				r := strconv.Itoa(round)
+				sends = append(sends,
+					send{"msg_reuse_1_" + r, "user.created", false},
+					send{"msg_reuse_2_" + r, "session.revoked", true},
+					send{"msg_reuse_3_" + r, "email.created", false},
+					send{"msg_reuse_4_" + r, "user.created", false})
 			}
 			for i, s := range sends {
 				ts := fixedNow.Add(-time.Duration(i) * time.Second)
@@ -243,6 +264,9 @@ func TestReusedMessagesCarryOnlyTheirOwnHeaders(t *testing.T) {
 			msgs := pub.published()
 			if len(msgs) != len(sends) {
 				t.Fatalf("%d messages published, want %d", len(msgs), len(sends))
+			}
+			if pub.reused() == 0 {
+				t.Fatal("no message was reused: the test checks nothing")
 			}
 			for i, s := range sends {
 				m := msgs[i]
@@ -270,5 +294,26 @@ func TestReusedMessagesCarryOnlyTheirOwnHeaders(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFailedPublishIsNotReused: a message whose future resolved with an
+// error may still be read by a retry the client library scheduled, so the
+// handler must not hand it to the next webhook.
+func TestFailedPublishIsNotReused(t *testing.T) {
+	pub := &fakePublisher{mode: failFuture, err: nats.ErrNoResponders}
+	h := newFakeHandler(t, pub)
+	body := []byte(fixtures["user.created"])
+	for i := range 8 {
+		req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/webhooks/clerk", strings.NewReader(string(body)))
+		delivery{id: "msg_failed_" + strconv.Itoa(i), ts: fixedNow, body: body}.setHeaders(t, req.Header)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusServiceUnavailable {
+			t.Fatalf("answer %d %q, want 503", rec.Code, rec.Body)
+		}
+	}
+	if n := pub.reused(); n != 0 {
+		t.Errorf("%d messages reused after a failed publish, want none", n)
 	}
 }

@@ -68,8 +68,9 @@ const (
 
 // Publisher publishes a message asynchronously; jetstream.JetStream satisfies it.
 // The handler reuses a message, its data and its header for a later webhook
-// once the message's future has resolved, so a Publisher must not read them
-// after that (jetstream encodes them into its write buffer while publishing).
+// once the message's PubAck arrived, so a Publisher must not read them after
+// that (jetstream encodes them into its write buffer while publishing, and
+// retries only until the PubAck).
 type Publisher interface {
 	PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error)
 }
@@ -208,9 +209,9 @@ func (h *handler) carries(hdr http.Header) bool {
 
 // webhook is the pooled state of one webhook in flight: its body, and the
 // message that carries the body, with its header map and values. It goes
-// back to the pool only once its publish settled, when nothing else
-// references it; the map is made once and keeps the five keys, whose values
-// are slices of vals.
+// back to the pool only when nothing else can reference it any more (see
+// [handler.publish]); the map is kept, cleared and refilled for each
+// webhook, its five values slices of vals.
 type webhook struct {
 	body bytes.Buffer
 	msg  nats.Msg
@@ -330,10 +331,11 @@ func (h *handler) receive(ctx context.Context, w http.ResponseWriter, r *http.Re
 		wh = new(webhook)
 	}
 	wh.body.Reset()
-	ack, settled, err := h.store(ctx, w, r, wh, sig, ts, now)
-	// A publish left unsettled (timeout, client gone) may still be
-	// retried by the client library from the buffer: never reuse it then.
-	if settled && wh.body.Cap() <= maxPooledBuffer {
+	ack, reusable, err := h.store(ctx, w, r, wh, sig, ts, now)
+	// A publish that did not end in its PubAck (a timeout, the client
+	// gone, an error) may still be retried by the client library from the
+	// message: never reuse it then.
+	if reusable && wh.body.Cap() <= maxPooledBuffer {
 		h.webhooks.Put(wh)
 	}
 	return id, ack, err
@@ -359,8 +361,8 @@ func (h *handler) acquire(ctx context.Context) error {
 }
 
 // store reads the body into wh, verifies its signature, checks its type and
-// publishes it. settled reports whether wh is no longer referenced.
-func (h *handler) store(ctx context.Context, w http.ResponseWriter, r *http.Request, wh *webhook, sig verify.Headers, ts, now time.Time) (ack *jetstream.PubAck, settled bool, err error) {
+// publishes it. reusable reports whether wh is no longer referenced.
+func (h *handler) store(ctx context.Context, w http.ResponseWriter, r *http.Request, wh *webhook, sig verify.Headers, ts, now time.Time) (ack *jetstream.PubAck, reusable bool, err error) {
 	buf := &wh.body
 	// Reserve from the declared length only up to a small bound: the
 	// buffer grows as bytes actually arrive, up to the cap.
@@ -397,12 +399,12 @@ func (h *handler) store(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		h.Propagator.Inject(ctx, events.HeaderCarrier(msg.Header))
 	}
 	start := time.Now()
-	ack, settled, err = h.publish(ctx, msg)
+	ack, reusable, err = h.publish(ctx, msg)
 	h.Metrics.publishDuration.Observe(time.Since(start).Seconds())
 	if span != nil {
 		events.EndSpan(span, err)
 	}
-	return ack, settled, err
+	return ack, reusable, err
 }
 
 // readError words a failure to read the body without the socket addresses
@@ -421,8 +423,8 @@ func readError(err error) error {
 
 // message builds the clerk.<type> message in wh: the verified bytes
 // unchanged, the svix-id as Nats-Msg-Id (JetStream dedupes Svix's retries on
-// it), and the pipeline's headers. The header map is built on first use and
-// whenever a trace context added keys to it; otherwise only the values change.
+// it), and the pipeline's headers. The header map is made on first use, then
+// cleared (of a trace context too) and refilled: no allocation.
 func (wh *webhook) message(subject string, body []byte, sig verify.Headers, eventType string, now time.Time) *nats.Msg {
 	wh.vals = [numVals]string{
 		valMsgID:         sig.ID,
@@ -431,23 +433,29 @@ func (wh *webhook) message(subject string, body []byte, sig verify.Headers, even
 		valEventType:     eventType,
 		valReceivedAt:    strconv.FormatInt(now.UnixMilli(), 10),
 	}
-	if len(wh.msg.Header) != numVals {
-		v := wh.vals[:]
-		wh.msg.Header = nats.Header{
-			jetstream.MsgIDHeader:      v[valMsgID : valMsgID+1 : valMsgID+1],
-			events.SvixIDHeader:        v[valSvixID : valSvixID+1 : valSvixID+1],
-			events.SvixTimestampHeader: v[valSvixTimestamp : valSvixTimestamp+1 : valSvixTimestamp+1],
-			events.EventTypeHeader:     v[valEventType : valEventType+1 : valEventType+1],
-			events.ReceivedAtHeader:    v[valReceivedAt : valReceivedAt+1 : valReceivedAt+1],
-		}
+	h := wh.msg.Header
+	if h == nil {
+		h = make(nats.Header, numVals+3) // room for traceparent, tracestate, baggage
+		wh.msg.Header = h
+	} else {
+		clear(h)
 	}
+	v := wh.vals[:]
+	h[jetstream.MsgIDHeader] = v[valMsgID : valMsgID+1 : valMsgID+1]
+	h[events.SvixIDHeader] = v[valSvixID : valSvixID+1 : valSvixID+1]
+	h[events.SvixTimestampHeader] = v[valSvixTimestamp : valSvixTimestamp+1 : valSvixTimestamp+1]
+	h[events.EventTypeHeader] = v[valEventType : valEventType+1 : valEventType+1]
+	h[events.ReceivedAtHeader] = v[valReceivedAt : valReceivedAt+1 : valReceivedAt+1]
 	wh.msg.Subject, wh.msg.Data = subject, body
 	return &wh.msg
 }
 
 // publish publishes msg asynchronously and waits for its own PubAck, at most
-// PublishTimeout and while ctx lasts. settled is false when it stopped
-// waiting before the future resolved.
+// PublishTimeout and while ctx lasts. reusable reports whether the client
+// library can no longer read msg: after its PubAck, or when
+// PublishMsgAsync refused it. Not after an error the future resolved with,
+// nor after the wait ended first: jetstream may have scheduled a retry of
+// msg (on a no-responders answer) that reads it after the future resolved.
 func (h *handler) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, bool, error) {
 	paf, err := h.Publisher.PublishMsgAsync(msg)
 	if err != nil {
@@ -468,11 +476,11 @@ func (h *handler) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck
 	select {
 	case ack := <-paf.Ok():
 		if ack == nil {
-			return nil, true, publishError(msg.Subject, errPublishTimeout)
+			return nil, false, publishError(msg.Subject, errPublishTimeout)
 		}
 		return ack, true, nil
 	case err := <-paf.Err():
-		return nil, true, publishError(msg.Subject, err)
+		return nil, false, publishError(msg.Subject, err)
 	case <-timer.C:
 		return nil, false, fmt.Errorf("publish %s: %w after %s", msg.Subject, errPublishTimeout, h.PublishTimeout)
 	case <-ctx.Done():
