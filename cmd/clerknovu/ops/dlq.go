@@ -332,7 +332,7 @@ func redriveBody(ctx context.Context, ss *streams, d DeadLetter) ([]byte, error)
 		}
 		body, err := storedBody(ctx, ss, events.StreamDLQ, d.Seq, d.Subject)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return nil, fmt.Errorf("dead letter %d is gone (purged or redriven meanwhile)", d.Seq)
+			return nil, fmt.Errorf("dead letter %d is gone (purged or redriven meanwhile): %w", d.Seq, jetstream.ErrMsgNotFound)
 		}
 		return body, err
 	}
@@ -347,6 +347,16 @@ func redriveBody(ctx context.Context, ss *streams, d DeadLetter) ([]byte, error)
 		return nil, fmt.Errorf("%w: %w", ErrSourceGone, err)
 	}
 	return body, err
+}
+
+// readResult is the result of a message whose body could not be read:
+// refused when it is gone or is another message (no retry can help),
+// failed when NATS did not answer (a retry may).
+func readResult(err error) string {
+	if errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, errSubjectChanged) || errors.Is(err, ErrSourceGone) {
+		return ResultRefused
+	}
+	return ResultFailed
 }
 
 // errSubjectChanged: the message at a sequence is not the one listed.
@@ -383,10 +393,11 @@ func Redrive(ctx context.Context, js jetstream.JetStream, dls []DeadLetter, o Ru
 		d := dls[i]
 		out := Outcome{Seq: d.Seq, Subject: d.SourceSubject}
 		body, err := redriveBody(ctx, sources, d)
-		var m *nats.Msg
-		if err == nil {
-			m, err = RedriveMsg(d, body)
+		if err != nil {
+			out.Result, out.Reason = readResult(err), err.Error()
+			return out
 		}
+		m, err := RedriveMsg(d, body)
 		if err != nil {
 			out.Result, out.Reason = ResultRefused, err.Error()
 			return out

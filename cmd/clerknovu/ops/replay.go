@@ -120,7 +120,8 @@ func ReplayMsg(e StoredEvent, run string, fresh bool) *nats.Msg {
 
 // Replay republishes each event ([ReplayMsg]) into CLERK for the router,
 // reading its body when it was listed without one. An event that aged out
-// of the stream since it was listed is refused.
+// of the stream since it was listed is refused; one NATS did not give back
+// failed.
 func Replay(ctx context.Context, js jetstream.JetStream, evs []StoredEvent, run string, fresh bool, o RunOptions) ([]Outcome, error) {
 	clerk := &streams{js: js}
 	return o.each(ctx, len(evs), func(i int) Outcome {
@@ -129,7 +130,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, evs []StoredEvent, run 
 		if e.Body == nil {
 			body, err := storedBody(ctx, clerk, events.StreamClerk, e.Seq, e.Subject)
 			if err != nil {
-				out.Result, out.Reason = ResultRefused, err.Error()
+				out.Result, out.Reason = readResult(err), err.Error()
 				return out
 			}
 			e.Body = body
