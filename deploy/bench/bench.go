@@ -243,12 +243,19 @@ func (b *bench) ingestRow(ctx context.Context, p *pipeline, c int) (IngestRow, e
 	resetPeaks(p)
 	var profiles []chan error
 	if b.cfg.pprofDir != "" && c == maxInt(b.cfg.concurrency) {
-		// Both profiles over the same slices, to set side by side.
-		profiles = []chan error{make(chan error, 1), make(chan error, 1)}
-		go func() { profiles[0] <- b.cpuProfile(ctx, p, fmt.Sprintf("receiver-cpu-c%d.pprof", c)) }()
-		go func() {
-			profiles[1] <- b.saveProfile(ctx, "floor", strings.TrimSuffix(fl.url, receiverPath), b.cfg.pprofSeconds, fmt.Sprintf("floor-cpu-c%d.pprof", c))
-		}()
+		// Both profiles over the same slices, to set side by side; the
+		// floor's only in a process of its own (in-process, it would be a
+		// second CPU profile of the bench's process, which Go refuses).
+		receiverProfile := make(chan error, 1)
+		profiles = []chan error{receiverProfile}
+		go func() { receiverProfile <- b.cpuProfile(ctx, p, fmt.Sprintf("receiver-cpu-c%d.pprof", c)) }()
+		if fl.pid > 0 {
+			floorProfile := make(chan error, 1)
+			profiles = append(profiles, floorProfile)
+			go func() {
+				floorProfile <- b.saveProfile(ctx, "floor", strings.TrimSuffix(fl.url, receiverPath), b.cfg.pprofSeconds, fmt.Sprintf("floor-cpu-c%d.pprof", c))
+			}()
+		}
 	}
 	for i := range turns {
 		first, second := floorRun, ingest

@@ -57,7 +57,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.jsonPath, "json", "", "also write the report as JSON to this file")
 	fs.StringVar(&c.mode, "mode", modeExec, "exec: build the services and run each as its own process (per-service RSS); inproc: run them in the bench process")
 	fs.StringVar(&c.nats, "nats", "child", "exec mode's JetStream server: child (this binary re-executed), embedded (in the bench process), or the nats:// URL of a server for benchmarks only (the bench purges its CLERK stream)")
-	fs.StringVar(&c.pprofDir, "pprof", "", "write a CPU profile of the receiver, taken during phase B at the highest concurrency, into this directory (the receiver serves pprof on RECEIVER_OPS_ADDR with RECEIVER_PPROF=true)")
+	fs.StringVar(&c.pprofDir, "pprof", "", "write CPU profiles of the receiver and (exec mode) the floor, taken while B and the floor take turns at the highest concurrency, into this directory (the receiver serves pprof on RECEIVER_OPS_ADDR with RECEIVER_PPROF=true)")
 	fs.IntVar(&c.pprofSeconds, "pprof-seconds", 0, "length of the receiver's and the floor's CPU profiles, taken while B and the floor take turns at the highest -c (default: the phase A duration)")
 	fs.StringVar(&c.servicesFrom, "services-from", "", "exec mode: build the services from the Go workspace at this directory instead of the current one (e.g. a checkout of an older commit, for before/after numbers)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temporary directory (service logs, binaries, store)")

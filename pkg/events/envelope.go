@@ -80,8 +80,8 @@ func ParseEvent(body []byte) (Event, error) {
 // EventType returns the type of the Clerk envelope body, accepting and
 // refusing exactly what [ParseEvent] does, with the same errors, but without
 // decoding or copying any other member: what the receiver needs before it
-// stores the bytes unchanged. A valid body costs one pass and, for a type
-// without escapes, one small allocation.
+// stores the bytes unchanged. A valid body costs one pass and no
+// allocation for a catalog type (one small one for another type).
 func EventType(body []byte) (string, error) {
 	s, fast := scanSpans(body)
 	if !fast {
