@@ -21,13 +21,10 @@ const (
 	// DefaultOpsAddr is RECEIVER_OPS_ADDR's default: /healthz, /readyz,
 	// /metrics (and pprof when enabled), off the webhook port.
 	DefaultOpsAddr = ":9090"
-	// DefaultMaxBodyBytes is RECEIVER_MAX_BODY_BYTES's default: 1 MiB less
-	// [PayloadHeadroom], so that a webhook at the cap, its headers and its
-	// later dead letter fit under NATS's default max_payload of 1 MiB.
+	// DefaultMaxBodyBytes is RECEIVER_MAX_BODY_BYTES's default
+	// ([httpapi.DefaultMaxBodyBytes]: under NATS's default max_payload with
+	// [httpapi.PayloadHeadroom] for the headers).
 	DefaultMaxBodyBytes = httpapi.DefaultMaxBodyBytes
-	// PayloadHeadroom is what the body cap must leave under the server's
-	// max_payload for the message headers and the dead-letter headers.
-	PayloadHeadroom = httpapi.PayloadHeadroom
 	// DefaultMaxInFlight is RECEIVER_MAX_IN_FLIGHT's default.
 	DefaultMaxInFlight = httpapi.DefaultMaxInFlight
 	// DefaultPublishTimeout is RECEIVER_PUBLISH_TIMEOUT's default.
@@ -44,9 +41,10 @@ const svixDeadline = 15 * time.Second
 // checkPayload returns an error naming both numbers when a body of
 // maxBody bytes and its headers cannot fit the server's maxPayload.
 func checkPayload(maxBody, maxPayload int64) error {
-	if maxPayload > 0 && maxBody+PayloadHeadroom > maxPayload {
+	const headroom = httpapi.PayloadHeadroom
+	if maxPayload > 0 && maxBody+headroom > maxPayload {
 		return fmt.Errorf("RECEIVER_MAX_BODY_BYTES: %d plus %d bytes for headers does not fit the NATS server's max_payload of %d; want at most %d, or raise max_payload",
-			maxBody, PayloadHeadroom, maxPayload, maxPayload-PayloadHeadroom)
+			maxBody, headroom, maxPayload, maxPayload-headroom)
 	}
 	return nil
 }
@@ -79,7 +77,7 @@ type Config struct {
 	// Path is the webhook path (RECEIVER_PATH, default "/webhooks/clerk").
 	Path string
 	// MaxBodyBytes caps a webhook body; larger ones get 413. With
-	// [PayloadHeadroom] it must fit the server's max_payload, checked at
+	// [httpapi.PayloadHeadroom] it must fit the server's max_payload, checked at
 	// connect (RECEIVER_MAX_BODY_BYTES, default 1032192).
 	MaxBodyBytes int64
 	// MaxInFlight bounds the webhooks read, verified or published at once,

@@ -215,7 +215,7 @@ func (h *handler) carries(hdr http.Header) bool {
 type webhook struct {
 	body bytes.Buffer
 	msg  nats.Msg
-	vals [5]string
+	vals [numVals]string
 }
 
 // Indexes of [webhook.vals], one per header of the message.
@@ -273,7 +273,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	reason := service.OneLine(err)
 	attrs := []slog.Attr{slog.Int("status", status), slog.String("outcome", out.String()), slog.String("reason", reason)}
 	if id != "" {
-		attrs = append(attrs, slog.String("svix_id", truncate(id, 128)))
+		attrs = append(attrs, slog.String("svix_id", truncateID(id)))
 	}
 	h.Logger.LogAttrs(r.Context(), slog.LevelWarn, "webhook rejected", attrs...)
 	if status == http.StatusServiceUnavailable {
@@ -498,9 +498,12 @@ func publishError(subject string, err error) error {
 	return fmt.Errorf("publish %s: %w", subject, err)
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
+// truncateID shortens a (possibly hostile) svix-id for a log line, without
+// splitting a UTF-8 sequence.
+func truncateID(id string) string {
+	const n = 128
+	if len(id) <= n {
+		return id
 	}
-	return s[:n] + "..."
+	return events.TruncateUTF8(id, n) + "..."
 }
