@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, c *cli) int {
 	}
 	fmt.Fprintln(c.stderr, "clerknovu:", err)
 	var u usageError
-	if errors.As(err, &u) || isCobraUsage(err) {
+	if errors.As(err, &u) {
 		return exitUsage
 	}
 	return exitFailure

@@ -54,27 +54,28 @@ NATS_URL and NATS_CREDS. Exit status: 0 success, 1 failure, 2 bad usage.`,
 	root.AddCommand(
 		provisionCmd(c, g), statusCmd(c, g), dlqCmd(c, g), replayCmd(c, g), routesCmd(c, g),
 	)
-	return root
+	return group(root)
 }
 
-// isCobraUsage reports the one usage error cobra returns itself: an unknown
-// command. Flag errors are usageError by the root's flag error func, and
-// argument counts by every leaf's args wrapper; no flag is marked required.
-func isCobraUsage(err error) bool {
-	return strings.HasPrefix(err.Error(), "unknown command")
-}
-
-// group makes cmd, a command of subcommands, refuse an unknown one as bad
-// usage: cobra prints the help of a command without Run and exits 0, so a
-// typo such as "clerknovu dlq lss" would look like success to a script.
-// Without arguments it still prints the help.
+// group makes cmd, a command of subcommands (the root, dlq, routes),
+// refuse an unknown one as bad usage, naming the nearest ones: cobra prints
+// the help of a command without Run and exits 0, so a typo such as
+// "clerknovu dlq lss" would look like success to a script. Without
+// arguments it still prints the help. With flag errors (the root's flag
+// error func) and argument counts (every leaf's [args]), every usage error
+// is then a usageError; no flag is marked required.
 func group(cmd *cobra.Command) *cobra.Command {
 	cmd.Args = cobra.ArbitraryArgs
+	cmd.SuggestionsMinimumDistance = 2 // cobra's own default, which SuggestionsFor does not apply
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
-		if len(a) > 0 {
-			return usageError{fmt.Errorf("unknown command %q for %q", a[0], cmd.CommandPath())}
+		if len(a) == 0 {
+			return cmd.Help()
 		}
-		return cmd.Help()
+		err := fmt.Errorf("unknown command %q for %q", a[0], cmd.CommandPath())
+		if near := cmd.SuggestionsFor(a[0]); len(near) > 0 {
+			err = fmt.Errorf("%w (did you mean %s?)", err, strings.Join(near, " or "))
+		}
+		return usageError{err}
 	}
 	return cmd
 }
