@@ -248,12 +248,14 @@ func (b *bench) ingestRow(ctx context.Context, p *pipeline, c int) (IngestRow, e
 		// second CPU profile of the bench's process, which Go refuses).
 		receiverProfile := make(chan error, 1)
 		profiles = []chan error{receiverProfile}
-		go func() { receiverProfile <- b.cpuProfile(ctx, p, fmt.Sprintf("receiver-cpu-c%d.pprof", c)) }()
+		go func() {
+			receiverProfile <- b.saveProfile(ctx, "receiver", p.receiverURL, fmt.Sprintf("receiver-cpu-c%d.pprof", c))
+		}()
 		if fl.pid > 0 {
 			floorProfile := make(chan error, 1)
 			profiles = append(profiles, floorProfile)
 			go func() {
-				floorProfile <- b.saveProfile(ctx, "floor", strings.TrimSuffix(fl.url, receiverPath), b.cfg.pprofSeconds, fmt.Sprintf("floor-cpu-c%d.pprof", c))
+				floorProfile <- b.saveProfile(ctx, "floor", strings.TrimSuffix(fl.url, receiverPath), fmt.Sprintf("floor-cpu-c%d.pprof", c))
 			}()
 		}
 	}
@@ -274,10 +276,10 @@ func (b *bench) ingestRow(ctx context.Context, p *pipeline, c int) (IngestRow, e
 		}
 	}
 	if row.Floor.PerSecond > 0 {
-		row.FloorRatio = float64(int(row.Ingest.PerSecond/row.Floor.PerSecond*1000+0.5)) / 1000
+		row.FloorRatio = round3(row.Ingest.PerSecond / row.Floor.PerSecond)
 	}
 	if row.Ceiling.PerSecond > 0 {
-		row.Ratio = float64(int(row.Ingest.PerSecond/row.Ceiling.PerSecond*1000+0.5)) / 1000
+		row.Ratio = round3(row.Ingest.PerSecond / row.Ceiling.PerSecond)
 	}
 	b.logf("  A %.0f/s, B %.0f/s, floor %.0f/s, B/A %.3f, B/floor %.3f", row.Ceiling.PerSecond, row.Ingest.PerSecond, row.Floor.PerSecond, row.Ratio, row.FloorRatio)
 	return row, nil
@@ -380,21 +382,13 @@ func pauseRouter(ctx context.Context, p *pipeline) (func(), error) {
 	}, nil
 }
 
-// cpuProfile saves a CPU profile of the receiver, taken while phase B runs.
-func (b *bench) cpuProfile(ctx context.Context, p *pipeline, name string) error {
-	if !p.pprof {
-		return fmt.Errorf("receiver profile: no %s", pprofEnv)
-	}
-	return b.saveProfile(ctx, "receiver", p.receiverURL, b.cfg.pprofSeconds, name)
-}
-
-// saveProfile saves a CPU profile of seconds from the pprof handler under
-// base into the -pprof directory as name.
-func (b *bench) saveProfile(ctx context.Context, what, base string, seconds int, name string) error {
+// saveProfile saves a CPU profile of -pprof-seconds from the pprof handler
+// under base into the -pprof directory as name.
+func (b *bench) saveProfile(ctx context.Context, what, base, name string) error {
 	if err := os.MkdirAll(b.cfg.pprofDir, 0o755); err != nil {
 		return err
 	}
-	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, seconds)
+	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, b.cfg.pprofSeconds)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err

@@ -75,12 +75,10 @@ type pipeline struct {
 	webhookURL string
 	// receiverURL is the receiver's ops base URL.
 	receiverURL string
-	// pprof is whether the receiver serves pprof on receiverURL.
-	pprof bool
-	nc    *nats.Conn
-	js    jetstream.JetStream
-	procs []*proc
-	stack *stack.Stack
+	nc          *nats.Conn
+	js          jetstream.JetStream
+	procs       []*proc
+	stack       *stack.Stack
 	// natsPID is the JetStream server's process id when it runs as a child.
 	natsPID int
 }
@@ -186,7 +184,6 @@ func (l *launcher) start(ctx context.Context, env map[string]string) (*pipeline,
 	if err != nil {
 		return nil, err
 	}
-	p.pprof = env[pprofEnv] == "true"
 	p.nc, err = nats.Connect(p.natsURL, nats.Name("bench"))
 	if err == nil {
 		p.js, err = jetstream.New(p.nc)
