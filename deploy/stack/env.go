@@ -103,8 +103,8 @@ sync:
 rules: []
 `
 
-// WriteSyncRules writes [SyncRules] to dir and returns its path.
-func WriteSyncRules(dir string) (string, error) {
+// writeSyncRules writes [SyncRules] to dir (devstack's data directory) and returns its path.
+func writeSyncRules(dir string) (string, error) {
 	path := filepath.Join(dir, SyncRulesFileName)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("create %s: %w", dir, err)

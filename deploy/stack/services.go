@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 
-	"github.com/clerknovu/pipeline/pkg/runtime/service"
 	novusink "github.com/clerknovu/pipeline/services/novu-sink/app"
 	receiver "github.com/clerknovu/pipeline/services/receiver/app"
 	router "github.com/clerknovu/pipeline/services/router/app"
@@ -36,16 +35,13 @@ func (st *Stack) components(o Options, getenv func(string) string) ([]component,
 	st.RoutesBucket = tc.RoutesKVBucket
 	return []component{
 		{name: "receiver", addr: o.ReceiverAddr, opsAddr: o.ReceiverOpsAddr, run: func(ctx context.Context, d deps) error {
-			return receiver.Run(ctx, rc, receiver.Deps{
-				Deps:        service.Deps{Logger: d.logger, Telemetry: d.telemetry, Registry: d.registry, Listener: d.listener},
-				OpsListener: d.opsListener,
-			})
+			return receiver.Run(ctx, rc, receiver.Deps{Deps: d.Deps, OpsListener: d.opsListener})
 		}},
 		{name: "router", addr: o.RouterAddr, run: func(ctx context.Context, d deps) error {
-			return router.Run(ctx, tc, router.Deps{Logger: d.logger, Telemetry: d.telemetry, Registry: d.registry, Listener: d.listener})
+			return router.Run(ctx, tc, d.Deps)
 		}},
 		{name: "novu-sink", addr: o.SinkAddr, run: func(ctx context.Context, d deps) error {
-			return novusink.Run(ctx, sc, novusink.Deps{Deps: service.Deps{Logger: d.logger, Telemetry: d.telemetry, Registry: d.registry, Listener: d.listener}})
+			return novusink.Run(ctx, sc, novusink.Deps{Deps: d.Deps})
 		}},
 	}, nil
 }

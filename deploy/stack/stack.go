@@ -15,7 +15,6 @@ import (
 	"github.com/clerknovu/pipeline/pkg/events"
 	"github.com/clerknovu/pipeline/pkg/runtime/service"
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Default addresses of devstack.
@@ -133,12 +132,10 @@ type component struct {
 	run     func(ctx context.Context, d deps) error
 }
 
-// deps is what the stack gives every service.
+// deps is what the stack gives every service: the services' own
+// [service.Deps], and the receiver's separate ops listener.
 type deps struct {
-	logger      *slog.Logger
-	telemetry   service.Telemetry
-	registry    *prometheus.Registry
-	listener    net.Listener
+	service.Deps
 	opsListener net.Listener // nil unless the component has an opsAddr
 }
 
@@ -293,7 +290,7 @@ func (st *Stack) environment(o Options) (func(string) string, error) {
 		defaults["NOVU_DRY_RUN"] = "true"
 	}
 	if base("ROUTES_FILE") == "" {
-		path, err := WriteSyncRules(o.Dir)
+		path, err := writeSyncRules(o.Dir)
 		if err != nil {
 			return nil, err
 		}
@@ -337,10 +334,7 @@ func (st *Stack) run(ctx context.Context, o Options, c component, ln, opsLn net.
 	}
 	st.services = append(st.services, r)
 	d := deps{
-		logger:      o.Logger.With("service", c.name),
-		telemetry:   tel,
-		registry:    service.NewRegistry(),
-		listener:    ln,
+		Deps:        service.Deps{Logger: o.Logger.With("service", c.name), Telemetry: tel, Registry: service.NewRegistry(), Listener: ln},
 		opsListener: opsLn,
 	}
 	if opsLn != nil {
