@@ -51,38 +51,46 @@ type Decision struct {
 // [ErrExpression] when a rule's expression fails on ev, and with
 // [events.ErrInvalidEvent] when a slug rule or an expression cannot read ev's data.
 func Route(rules *Rules, ev events.Event) ([]Target, error) {
-	targets, _, err := evaluate(rules, ev)
-	return targets, err
+	return evaluate(rules, ev, nil)
 }
 
 // Explain is [Route] that also says, rule by rule of the winning pattern,
 // whether its when held, what it contributed and the payload it shaped. The
 // decisions are returned even when err is not nil, up to the rule that failed.
 func Explain(rules *Rules, ev events.Event) ([]Target, []Decision, error) {
-	return evaluate(rules, ev)
+	var decisions []Decision
+	targets, err := evaluate(rules, ev, &decisions)
+	return targets, decisions, err
 }
 
-func evaluate(rules *Rules, ev events.Event) ([]Target, []Decision, error) {
+// evaluate routes ev under rules. When decisions is not nil it appends to it
+// what each rule of the winning pattern made of ev; [Route] passes nil so the
+// hot path records nothing.
+func evaluate(rules *Rules, ev events.Event, decisions *[]Decision) ([]Target, error) {
 	if rules == nil {
-		return nil, nil, fmt.Errorf("%w: no rules loaded", ErrNoRoute)
+		return nil, fmt.Errorf("%w: no rules loaded", ErrNoRoute)
 	}
 	matched := rules.lookup(ev.Type)
 	if len(matched) == 0 {
-		return nil, nil, fmt.Errorf("%w: no rule matches %q", ErrNoRoute, ev.Type)
+		return nil, fmt.Errorf("%w: no rule matches %q", ErrNoRoute, ev.Type)
 	}
 	if matched[0].Drop {
-		return nil, nil, fmt.Errorf("%w: %s drops %q", ErrNoRoute, matched[0].Position(), ev.Type)
+		return nil, fmt.Errorf("%w: %s drops %q", ErrNoRoute, matched[0].Position(), ev.Type)
 	}
 	var (
-		targets   []Target
-		decisions []Decision
-		slug      string
-		hasSlug   bool
-		decoded   bool
-		in        *exprInput
-		unmapped  *Rule
-		unheld    *Rule
+		targets  []Target
+		slug     string
+		hasSlug  bool
+		decoded  bool
+		in       *exprInput
+		unmapped *Rule
+		unheld   *Rule
 	)
+	record := func(d Decision) {
+		if decisions != nil {
+			*decisions = append(*decisions, d)
+		}
+	}
 	for _, r := range matched {
 		d := Decision{Rule: r, Held: true}
 		var payload json.RawMessage
@@ -90,27 +98,29 @@ func evaluate(rules *Rules, ev events.Event) ([]Target, []Decision, error) {
 			if in == nil {
 				var err error
 				if in, err = newExprInput(ev); err != nil {
-					return nil, decisions, err
+					return nil, err
 				}
 			}
 			held, err := in.when(r)
 			if err != nil {
-				return nil, decisions, err
+				return nil, err
 			}
 			if d.Held = held; !held {
 				unheld = r
-				decisions = append(decisions, d)
+				record(d)
 				continue
 			}
 			if len(r.shape) > 0 {
 				if payload, err = in.payload(r); err != nil {
-					return nil, decisions, err
+					return nil, err
 				}
 				d.Payload = payload
 			}
 		}
 		add := func(wf string) {
-			d.Workflows = append(d.Workflows, wf)
+			if decisions != nil {
+				d.Workflows = append(d.Workflows, wf)
+			}
 			if slices.ContainsFunc(targets, func(t Target) bool { return t.WorkflowID == wf }) {
 				return // the same workflow twice would share a transactionId: Novu would drop the second
 			}
@@ -119,7 +129,7 @@ func evaluate(rules *Rules, ev events.Event) ([]Target, []Decision, error) {
 		wf, err := r.slugWorkflow(ev, &slug, &hasSlug, &decoded)
 		switch {
 		case err != nil:
-			return nil, decisions, err
+			return nil, err
 		case !r.slugBased():
 			for _, wf := range r.Workflows {
 				add(wf)
@@ -129,18 +139,18 @@ func evaluate(rules *Rules, ev events.Event) ([]Target, []Decision, error) {
 		default:
 			add(wf)
 		}
-		decisions = append(decisions, d)
+		record(d)
 	}
 	if len(targets) == 0 {
 		switch {
 		case unmapped != nil:
-			return nil, decisions, fmt.Errorf("%w: %s maps no workflow for slug %q and has no fallback", ErrNoRoute, unmapped.Position(), slug)
+			return nil, fmt.Errorf("%w: %s maps no workflow for slug %q and has no fallback", ErrNoRoute, unmapped.Position(), slug)
 		case unheld != nil:
-			return nil, decisions, fmt.Errorf("%w: the when of %s does not hold", ErrNoRoute, unheld.Position())
+			return nil, fmt.Errorf("%w: the when of %s does not hold", ErrNoRoute, unheld.Position())
 		}
-		return nil, decisions, fmt.Errorf("%w: no workflow for %q", ErrNoRoute, ev.Type)
+		return nil, fmt.Errorf("%w: no workflow for %q", ErrNoRoute, ev.Type)
 	}
-	return targets, decisions, nil
+	return targets, nil
 }
 
 // slugWorkflow returns the workflow a slug rule picks for ev ("" when it
