@@ -105,12 +105,21 @@ type Topic struct {
 // trigger always carries the same id and Novu drops the repeat; it is "txn_"
 // plus 32 hex digits, safe as a Nats-Msg-Id and as an Idempotency-Key.
 func TransactionID(svixID, workflowID string) string {
+	return hashID("txn_", svixID, workflowID)
+}
+
+// hashID returns prefix plus the first 32 hex digits of the SHA-256 of parts
+// joined by NUL bytes (none after the last part).
+func hashID(prefix string, parts ...string) string {
 	h := sha256.New()
-	h.Write([]byte(svixID))
-	h.Write([]byte{0})
-	h.Write([]byte(workflowID))
+	for i, p := range parts {
+		if i > 0 {
+			h.Write([]byte{0})
+		}
+		h.Write([]byte(p))
+	}
 	var sum [sha256.Size]byte
-	return "txn_" + hex.EncodeToString(h.Sum(sum[:0])[:16])
+	return prefix + hex.EncodeToString(h.Sum(sum[:0])[:16])
 }
 
 // LogValue logs a subscriber as a group of its non-empty fields.

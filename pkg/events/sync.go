@@ -2,8 +2,6 @@ package events
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -119,13 +117,8 @@ func NovuSyncSubject(kind string) (string, error) {
 // deterministic, so a redelivered event publishes the same id and NOVU's
 // duplicate window drops the repeat; it is "sync_" plus 32 hex digits.
 func SyncID(svixID, kind, target string) string {
-	h := sha256.New()
-	for _, s := range [...]string{svixID, kind, target} {
-		h.Write([]byte(s))
-		h.Write([]byte{0})
-	}
-	var sum [sha256.Size]byte
-	return "sync_" + hex.EncodeToString(h.Sum(sum[:0])[:16])
+	// The trailing "" keeps the NUL after target that the ids have always hashed.
+	return hashID("sync_", svixID, kind, target, "")
 }
 
 // EncodeSyncCommand returns the JSON body of c, HTML characters unescaped.
