@@ -27,6 +27,13 @@ var catalog = []string{
 // must cover.
 func Catalog() []string { return append([]string(nil), catalog...) }
 
+// InCatalog reports whether typ is an event type Clerk's catalog lists (see
+// [Catalog]), without copying the catalog.
+func InCatalog(typ string) bool {
+	_, ok := catalogSubjects[typ]
+	return ok
+}
+
 // catalogSubjects maps each catalog type to its clerk.<type> subject, built
 // once: the receiver names the type and the subject of every webhook, and a
 // catalog type then costs no copy, no concatenation and no token check

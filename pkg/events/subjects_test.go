@@ -192,3 +192,18 @@ func TestCatalogSubjects(t *testing.T) {
 		t.Errorf("EventType of a type outside the catalog = %q, %v", got, err)
 	}
 }
+
+// TestInCatalog: every catalog type is in the catalog, a later or made-up
+// type and the empty string are not.
+func TestInCatalog(t *testing.T) {
+	for _, typ := range Catalog() {
+		if !InCatalog(typ) {
+			t.Errorf("InCatalog(%q) = false", typ)
+		}
+	}
+	for _, typ := range []string{"", "agent.created", "user", "clerk.user.created"} {
+		if InCatalog(typ) {
+			t.Errorf("InCatalog(%q) = true", typ)
+		}
+	}
+}

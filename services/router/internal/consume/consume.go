@@ -238,7 +238,7 @@ func (h *Handler) SpanAttributes(msg *rtconsume.Message) []attribute.KeyValue {
 
 // typeLabel is typ when Clerk's catalog lists it, else [OtherType].
 func typeLabel(typ string) string {
-	if _, ok := catalogTypes[typ]; ok {
+	if events.InCatalog(typ) {
 		return typ
 	}
 	return OtherType
@@ -246,14 +246,6 @@ func typeLabel(typ string) string {
 
 // OtherType is the type label of every event type not in Clerk's catalog.
 const OtherType = "other"
-
-var catalogTypes = func() map[string]struct{} {
-	m := map[string]struct{}{}
-	for _, t := range events.Catalog() {
-		m[t] = struct{}{}
-	}
-	return m
-}()
 
 // delivery is what the transport knows about one message.
 type delivery struct {
