@@ -72,13 +72,13 @@ func routesTestCmd(c *cli, g *globals) *cobra.Command {
 		Long: `test routes one event (a JSON file, or the name of a sample such as user.created or
 email.created/magic_link_sign_in; see go run ./deploy/send -list) with the rules of FILE over
 the built-in rules, using the router's code, and prints one JSON line per command the router
-would publish (workflowId, to, transactionId), or the reason it would dead-letter or skip the
-event. No NATS needed.`,
+would publish (workflowId, to, transactionId for a trigger; sync for a sync command), or the
+reason it would dead-letter or skip the event. No NATS needed.`,
 		Example: `  clerknovu routes test services/router/routes.example.yaml user.created
   clerknovu routes test my-rules.yaml ./event.json --svix-id msg_2abc`,
 		Args: args(cobra.ExactArgs(2)),
 	}
-	cmd.Flags().StringVar(&svixID, "svix-id", "msg_clerknovu_routes_test", "svix-id the transactionIds derive from")
+	cmd.Flags().StringVar(&svixID, "svix-id", "msg_clerknovu_routes_test", "svix-id the transactionIds and sync ids derive from")
 	cmd.Flags().StringVar(&locale, "default-locale", "", "subscriber locale when the event has none (default $DEFAULT_LOCALE or "+route.DefaultLocale+")")
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
 		_, rules, err := checkFile(a[0])

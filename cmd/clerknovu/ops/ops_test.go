@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
+	"github.com/clerknovu/pipeline/pkg/events/samples"
 	"github.com/clerknovu/pipeline/pkg/runtime/eventstest"
+	"github.com/clerknovu/pipeline/services/router/route"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -291,5 +293,50 @@ func TestListsHoldNoBodiesRedriveAndReplayReadThem(t *testing.T) {
 		if string(clerk[i].Data) != string(body(w)) {
 			t.Errorf("CLERK #%d: body %q, want %q", i+1, clerk[i].Data, body(w))
 		}
+	}
+}
+
+// TestTestRouteShowsSyncCommands: routes test shows the sync commands the
+// router publishes, beside the triggers or alone (user.deleted, which no
+// rule routes), and skips only an event with neither.
+func TestTestRouteShowsSyncCommands(t *testing.T) {
+	syncOn, err := CheckRules("test", []byte("sync:\n  subscribers: true\n  organizationTopics: \"org-{organization_id}\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncOff, err := CheckRules("test", []byte("rules: []\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := func(name string) []byte {
+		s, ok := samples.Get(name)
+		if !ok {
+			t.Fatalf("no sample %s", name)
+		}
+		return s.Body
+	}
+	opts := route.BuildOptions{}
+
+	got := TestRoute(syncOn, body("user.created"), "msg_1", opts)
+	if len(got) != 2 || got[0].WorkflowID != "user-created" || got[0].TransactionID != events.TransactionID("msg_1", "user-created") ||
+		got[1].Sync == nil || got[1].Sync.Kind != events.SyncSubscriberUpsert || got[1].Sync.Subscriber == nil || got[1].Sync.SvixID != "msg_1" {
+		t.Errorf("user.created with sync: %+v", got)
+	}
+
+	got = TestRoute(syncOn, body("user.deleted"), "msg_2", opts)
+	if len(got) != 1 || got[0].Skipped != "" || got[0].WorkflowID != "" || got[0].Sync == nil ||
+		got[0].Sync.Kind != events.SyncSubscriberDelete || got[0].Sync.SubscriberID == "" ||
+		got[0].Sync.ID != events.SyncID("msg_2", events.SyncSubscriberDelete, "/"+got[0].Sync.SubscriberID) {
+		t.Errorf("user.deleted with sync: %+v", got)
+	}
+
+	got = TestRoute(syncOn, body("organizationMembership.created"), "msg_3", opts)
+	if len(got) != 1 || got[0].Sync == nil || got[0].Sync.Kind != events.SyncTopicAdd || !strings.HasPrefix(got[0].Sync.TopicKey, "org-org_") {
+		t.Errorf("organizationMembership.created with sync: %+v", got)
+	}
+
+	got = TestRoute(syncOff, body("user.deleted"), "msg_2", opts)
+	if len(got) != 1 || !strings.Contains(got[0].Skipped, "no rule") || got[0].Sync != nil {
+		t.Errorf("user.deleted without sync: %+v", got)
 	}
 }

@@ -28,34 +28,37 @@ type Routed struct {
 	WorkflowID    string            `json:"workflowId,omitempty"`
 	To            *events.Recipient `json:"to,omitempty"`
 	TransactionID string            `json:"transactionId,omitempty"`
+	// Sync is a sync command the router would publish on novu.sync.<kind>.
+	Sync *events.SyncCommand `json:"sync,omitempty"`
 	// DeadLetter is the reason the router would dead-letter the event.
 	DeadLetter string `json:"deadLetter,omitempty"`
-	// Skipped is the reason no rule routes the event (acked, counted).
+	// Skipped is the reason the router would skip the event (acked,
+	// counted): no rule routes it and it has nothing to sync.
 	Skipped string `json:"skipped,omitempty"`
 }
 
-// TestRoute runs the router's pure code on one event body: parse, route,
-// build the commands. svixID seeds the transactionIds as the message's
-// Svix-Id header would.
+// TestRoute runs the router's pure code on one event body: parse, then
+// [route.Plan], as the router does. It returns one Routed per trigger
+// command, then one per sync command. svixID seeds the transactionIds and
+// sync ids as the message's Svix-Id header would.
 func TestRoute(rules *route.Rules, body []byte, svixID string, opts route.BuildOptions) []Routed {
 	ev, err := events.ParseEvent(body)
 	if err != nil {
 		return []Routed{{DeadLetter: err.Error()}}
 	}
-	targets, err := route.Route(rules, ev)
+	cmds, syncs, err := route.Plan(rules, ev, route.Source{SvixID: svixID}, opts)
 	if errors.Is(err, route.ErrNoRoute) {
 		return []Routed{{Skipped: err.Error()}}
 	}
 	if err != nil {
 		return []Routed{{DeadLetter: err.Error()}}
 	}
-	cmds, err := route.Commands(ev, route.Source{SvixID: svixID}, targets, opts)
-	if err != nil {
-		return []Routed{{DeadLetter: err.Error()}}
+	out := make([]Routed, 0, len(cmds)+len(syncs))
+	for _, c := range cmds {
+		out = append(out, Routed{WorkflowID: c.WorkflowID, To: &c.To, TransactionID: c.TransactionID})
 	}
-	out := make([]Routed, len(cmds))
-	for i, c := range cmds {
-		out[i] = Routed{WorkflowID: c.WorkflowID, To: &c.To, TransactionID: c.TransactionID}
+	for _, c := range syncs {
+		out = append(out, Routed{Sync: &c})
 	}
 	return out
 }

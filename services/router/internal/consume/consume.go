@@ -287,23 +287,9 @@ func (h *Handler) process(ctx context.Context, msg *rtconsume.Message, d *delive
 	d.eventType = ev.Type
 	rules := h.rules.Current()
 	src := route.Source{SvixID: d.svixID, ReceivedAt: d.receivedAt}
-	targets, routeErr := route.Route(rules, ev)
-	if routeErr != nil && !errors.Is(routeErr, route.ErrNoRoute) {
-		return routeErr
-	}
-	commander := route.NewCommander(ev, h.cfg.Build) // builds ev's subscriber once for both kinds of command
-	syncs, err := commander.SyncCommands(rules.Sync(), src)
+	cmds, syncs, err := route.Plan(rules, ev, src, h.cfg.Build)
 	if err != nil {
-		return err
-	}
-	if routeErr != nil && len(syncs) == 0 {
-		return routeErr // not routed, nothing to sync: skipped
-	}
-	var cmds []events.TriggerCommand
-	if routeErr == nil {
-		if cmds, err = commander.Commands(src, targets); err != nil {
-			return err
-		}
+		return err // ErrNoRoute: not routed, nothing to sync: skipped
 	}
 	return h.publishAll(ctx, cmds, syncs, msg.Header)
 }
