@@ -141,6 +141,13 @@ func (s *SyncSink) handleSync(_ context.Context, m *rt.Message) rt.Verdict {
 		s.log.InfoContext(ctx, "dry run: would sync Novu", "kind", cmd.Kind, "subscriber_id", cmd.SubscriberKey(), "topic_key", cmd.TopicKey, "svix_id", cmd.SvixID)
 		return rt.Ack().WithLabel(statusNone)
 	}
+	// Wait for the rate limit before taking the object's lease: a wait can
+	// last minutes after a 429, past the lease, and another instance could
+	// then take it and apply a newer command before this older one reaches
+	// Novu. A command the guard then skips has spent its token.
+	if err := s.limiter.wait(s.stopping, singleCost); err != nil {
+		return rt.Pause(time.Time{}, errStopping).WithLabel(statusNotSent)
+	}
 	var v rt.Verdict
 	d, err := s.guard.Apply(ctx, cmd, func(ctx context.Context) bool {
 		v = s.call(ctx, m, cmd)
@@ -160,11 +167,9 @@ func (s *SyncSink) handleSync(_ context.Context, m *rt.Message) rt.Verdict {
 	return v
 }
 
-// call makes the Novu call of cmd and returns its verdict.
+// call makes the Novu call of cmd, once the rate limit let it go, and
+// returns its verdict.
 func (s *SyncSink) call(ctx context.Context, m *rt.Message, cmd events.SyncCommand) rt.Verdict {
-	if err := s.limiter.wait(s.stopping, singleCost); err != nil {
-		return rt.Pause(time.Time{}, errStopping).WithLabel(statusNotSent)
-	}
 	done, err := s.breaker.allow(cmd.ID, m.NumDelivered+1 < uint64(s.cfg.MaxDeliver))
 	if err != nil {
 		return s.refused(err)

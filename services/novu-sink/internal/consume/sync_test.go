@@ -7,12 +7,14 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/clerknovu/pipeline/pkg/events"
 	rt "github.com/clerknovu/pipeline/pkg/runtime/consume"
 	"github.com/clerknovu/pipeline/services/novu-sink/internal/novu"
+	"github.com/clerknovu/pipeline/services/novu-sink/internal/syncorder"
 	"github.com/clerknovu/pipeline/services/novu-sink/novufake"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -251,5 +253,85 @@ func TestSync429DoesNotSlowTriggers(t *testing.T) {
 		if c.StatusCode != http.StatusTooManyRequests && c.StatusCode != http.StatusCreated {
 			t.Errorf("sync call answered %d", c.StatusCode)
 		}
+	}
+}
+
+// leaseWatch is a sync state bucket that notes whether an entry was written
+// (a lease taken or released) while the rate limiter still held the calls.
+type leaseWatch struct {
+	syncorder.KV
+	lim           *limiter
+	writes        atomic.Int32
+	writesOnPause atomic.Int32
+}
+
+// note counts a write, and one made while the limiter is paused.
+func (w *leaseWatch) note() {
+	w.writes.Add(1)
+	if w.lim.paused() > 0 {
+		w.writesOnPause.Add(1)
+	}
+}
+
+// Create notes the write and creates the entry.
+func (w *leaseWatch) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
+	w.note()
+	return w.KV.Create(ctx, key, value, opts...)
+}
+
+// Update notes the write and updates the entry.
+func (w *leaseWatch) Update(ctx context.Context, key string, value []byte, revision uint64) (uint64, error) {
+	w.note()
+	return w.KV.Update(ctx, key, value, revision)
+}
+
+// TestSyncRateLimitWaitBeforeLease: a command held by the rate limiter (a
+// pause after a 429) waits before it takes its object's lease, so the wait
+// cannot outlast the lease and let another instance apply a newer command
+// before this one reaches Novu.
+func TestSyncRateLimitWaitBeforeLease(t *testing.T) {
+	h := newHarness(t)
+	cfg := testConfig()
+	cfg.RetryMax = time.Second // the cap of the pause
+	c, err := novu.New(novu.Config{BaseURL: h.fake.URL, SecretKey: testKey, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv := &leaseWatch{KV: h.syncState()}
+	s, err := NewSync(cfg, SyncDeps{Deps: Deps{Logger: slog.New(h.logs), Publisher: h.js}, SyncNotifier: c, State: kv, Owner: "a"})
+	if err != nil {
+		t.Fatalf("NewSync: %v", err)
+	}
+	kv.lim = s.limiter
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s.stopping = ctx
+
+	cmd := syncCmd(events.SyncSubscriberUpsert, "u1", "", 100, "u1@example.com")
+	body, err := events.EncodeSyncCommand(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj, err := events.NovuSyncSubject(cmd.Kind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.limiter.pause(300 * time.Millisecond)
+	start := time.Now()
+	v := s.handleSync(ctx, &rt.Message{Subject: subj, Data: body, NumDelivered: 1})
+	if v.Kind() != rt.KindAck {
+		t.Fatalf("verdict %v, want an ack", v.Kind())
+	}
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Errorf("handled in %v, before the pause ended", d)
+	}
+	if kv.writes.Load() == 0 {
+		t.Fatal("no lease taken")
+	}
+	if n := kv.writesOnPause.Load(); n != 0 {
+		t.Errorf("%d sync state writes while the rate limiter held the call, want none", n)
+	}
+	if _, ok := h.fake.Subscriber("u1"); !ok {
+		t.Error("the upsert did not reach Novu")
 	}
 }
