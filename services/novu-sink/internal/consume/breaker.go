@@ -34,7 +34,7 @@ type breaker struct {
 	cb     *gobreaker.TwoStepCircuitBreaker[struct{}]
 	open   time.Duration
 	log    *slog.Logger
-	m      *metrics
+	m      *gateMetrics
 	tripIt atomic.Bool
 
 	mu        sync.Mutex
@@ -44,7 +44,7 @@ type breaker struct {
 	avoid     string          // the message whose 5xx opened the breaker: not the next probe
 }
 
-func newBreaker(failures int, open time.Duration, log *slog.Logger, m *metrics) *breaker {
+func newBreaker(failures int, open time.Duration, log *slog.Logger, m *gateMetrics) *breaker {
 	b := &breaker{open: open, log: log, m: m, failing: map[string]bool{}}
 	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        "novu",

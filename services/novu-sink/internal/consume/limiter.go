@@ -21,7 +21,7 @@ const (
 type limiter struct {
 	lim      *rate.Limiter // nil: unlimited
 	maxPause time.Duration
-	m        *metrics
+	m        *gateMetrics
 
 	mu    sync.Mutex
 	until time.Time
@@ -29,7 +29,7 @@ type limiter struct {
 
 // newLimiter allows perSecond tokens a second (0: unlimited) with a burst
 // that holds at least one bulk call.
-func newLimiter(perSecond float64, maxPause time.Duration, m *metrics) *limiter {
+func newLimiter(perSecond float64, maxPause time.Duration, m *gateMetrics) *limiter {
 	l := &limiter{maxPause: maxPause, m: m}
 	if perSecond > 0 {
 		burst := max(bulkCost, int(math.Ceil(perSecond)))

@@ -22,19 +22,19 @@ const (
 	statusNone = "none"
 )
 
-// metrics are the sink's Prometheus collectors.
+// metrics are the trigger sink's Prometheus collectors.
 type metrics struct {
-	triggers           *prometheus.CounterVec
-	requestDuration    *prometheus.HistogramVec
-	breakerState       prometheus.Gauge
-	breakerTransitions *prometheus.CounterVec
-	rateLimitWait      prometheus.Counter
-	endToEnd           prometheus.Histogram
-	bulkSize           prometheus.Histogram
+	gateMetrics
+	triggers        *prometheus.CounterVec
+	requestDuration *prometheus.HistogramVec
+	endToEnd        prometheus.Histogram
+	bulkSize        prometheus.Histogram
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	m := &metrics{
+// newMetrics returns the trigger sink's collectors, unregistered.
+func newMetrics() *metrics {
+	return &metrics{
+		gateMetrics: newGateMetrics("sink_", "Novu's trigger calls"),
 		triggers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sink_triggers_total",
 			Help: "Trigger commands handled, by outcome (delivered, retried, dead_lettered, dry_run; paused and returned are not final) and Novu HTTP status (or error, not_sent, invalid, none).",
@@ -55,27 +55,42 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: []float64{1, 10, 25, 50, 75, 100},
 		}),
 	}
-	m.breakerState, m.breakerTransitions, m.rateLimitWait = newGateMetrics("sink_", "Novu's trigger calls")
-	for _, c := range []prometheus.Collector{m.triggers, m.requestDuration, m.breakerState, m.breakerTransitions, m.rateLimitWait, m.endToEnd, m.bulkSize} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
-	}
-	return m, nil
 }
 
-// newGateMetrics returns the collectors of a breaker and a rate limiter
-// guarding calls: <prefix>breaker_state, <prefix>breaker_transitions_total
-// and <prefix>rate_limit_wait_seconds_total.
-func newGateMetrics(prefix, calls string) (prometheus.Gauge, *prometheus.CounterVec, prometheus.Counter) {
-	return prometheus.NewGauge(prometheus.GaugeOpts{
+// collectors lists the trigger sink's collectors besides the gate's, for registration.
+func (m *metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.triggers, m.requestDuration, m.endToEnd, m.bulkSize}
+}
+
+// gateMetrics are the collectors of a breaker and a rate limiter guarding
+// calls, one set for the trigger sink and one for the sync sink.
+type gateMetrics struct {
+	breakerState       prometheus.Gauge
+	breakerTransitions *prometheus.CounterVec
+	rateLimitWait      prometheus.Counter
+}
+
+// newGateMetrics returns the unregistered collectors of a breaker and a
+// rate limiter guarding calls: <prefix>breaker_state,
+// <prefix>breaker_transitions_total and <prefix>rate_limit_wait_seconds_total.
+func newGateMetrics(prefix, calls string) gateMetrics {
+	return gateMetrics{
+		breakerState: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: prefix + "breaker_state",
 			Help: "State of the circuit breaker of " + calls + ": 0 closed, 1 half-open, 2 open.",
-		}), prometheus.NewCounterVec(prometheus.CounterOpts{
+		}),
+		breakerTransitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: prefix + "breaker_transitions_total",
 			Help: "State changes of the circuit breaker of " + calls + ", by from and to state.",
-		}, []string{"from", "to"}), prometheus.NewCounter(prometheus.CounterOpts{
+		}, []string{"from", "to"}),
+		rateLimitWait: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: prefix + "rate_limit_wait_seconds_total",
 			Help: "Seconds " + calls + " spent waiting for client-side rate-limit tokens, plus the seconds of pause Novu asked for (429 Retry-After, an empty bucket).",
-		})
+		}),
+	}
+}
+
+// collectors lists the gate's collectors, for registration.
+func (g *gateMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{g.breakerState, g.breakerTransitions, g.rateLimitWait}
 }

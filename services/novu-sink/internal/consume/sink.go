@@ -135,12 +135,14 @@ var ErrMisconfigured = errors.New("novu sink misconfigured")
 
 // Sink consumes trigger commands and calls Novu.
 type Sink struct {
-	cfg     Config
-	log     *slog.Logger
-	tracer  trace.Tracer
-	prop    propagation.TextMapPropagator
-	novu    Notifier
-	pub     Publisher
+	cfg    Config
+	log    *slog.Logger
+	tracer trace.Tracer
+	prop   propagation.TextMapPropagator
+	novu   Notifier
+	pub    Publisher
+	// m are the trigger metrics; a sync sink has none (its own are in
+	// [SyncSink]), only its breaker's and limiter's.
 	m       *metrics
 	breaker *breaker
 	limiter *limiter
@@ -153,28 +155,71 @@ type Sink struct {
 
 // New builds a sink and registers its metrics.
 func New(cfg Config, deps Deps) (*Sink, error) {
+	m := newMetrics()
+	return newSink(cfg, deps, sinkParts{
+		hasNotifier: deps.Notifier != nil,
+		m:           m,
+		gate:        &m.gateMetrics,
+		collectors:  m.collectors(),
+		what:        "sink",
+	})
+}
+
+// sinkParts are what tell the trigger and the sync sink apart to [newSink].
+type sinkParts struct {
+	// hasNotifier reports a Novu client given (Deps.Notifier or SyncDeps.SyncNotifier).
+	hasNotifier bool
+	// check refuses other missing collaborators (nil: none).
+	check func() error
+	// consumer, if set, names the durable consumer in every log.
+	consumer string
+	// m are the trigger sink's metrics: nil for the sync sink, which has its own.
+	m *metrics
+	// gate are the breaker's and the limiter's metrics.
+	gate *gateMetrics
+	// collectors are registered, with gate's, on Deps.Registerer.
+	collectors []prometheus.Collector
+	// what names the sink in a registration error.
+	what string
+}
+
+// newSink is the construction the trigger and the sync sink share: it fills
+// cfg's and deps' defaults, refuses a sink without a dead-letter publisher
+// or, unless a dry run, without a Novu client, registers the metrics and
+// builds the breaker, the limiter and the tracker.
+func newSink(cfg Config, deps Deps, p sinkParts) (*Sink, error) {
 	cfg.setDefaults()
-	if deps.Publisher == nil {
+	switch {
+	case deps.Publisher == nil:
 		return nil, fmt.Errorf("%w: no dead-letter publisher", ErrMisconfigured)
-	}
-	if deps.Notifier == nil && !cfg.DryRun {
+	case !p.hasNotifier && !cfg.DryRun:
 		return nil, fmt.Errorf("%w: no Novu client and not a dry run", ErrMisconfigured)
 	}
+	if p.check != nil {
+		if err := p.check(); err != nil {
+			return nil, err
+		}
+	}
 	deps.setDefaults()
-	m, err := newMetrics(deps.Registerer)
-	if err != nil {
-		return nil, fmt.Errorf("register sink metrics: %w", err)
+	for _, c := range append(p.gate.collectors(), p.collectors...) {
+		if err := deps.Registerer.Register(c); err != nil {
+			return nil, fmt.Errorf("register %s metrics: %w", p.what, err)
+		}
+	}
+	log := deps.Logger
+	if p.consumer != "" {
+		log = log.With("consumer", p.consumer)
 	}
 	return &Sink{
 		cfg:     cfg,
-		log:     deps.Logger,
+		log:     log,
 		tracer:  deps.TracerProvider.Tracer(ScopeName),
 		prop:    deps.Propagator,
 		novu:    deps.Notifier,
 		pub:     deps.Publisher,
-		m:       m,
-		breaker: newBreaker(cfg.BreakerFailures, cfg.BreakerOpen, deps.Logger, m),
-		limiter: newLimiter(cfg.RateLimit, cfg.RetryMax, m),
+		m:       p.m,
+		breaker: newBreaker(cfg.BreakerFailures, cfg.BreakerOpen, log, p.gate),
+		limiter: newLimiter(cfg.RateLimit, cfg.RetryMax, p.gate),
 		tracker: newTracker(),
 	}, nil
 }
@@ -198,21 +243,29 @@ func (s *Sink) BreakerState() string { return s.breaker.state().String() }
 // messages kept alive meanwhile) and gives back what was not started, within
 // Config.ShutdownTimeout. It returns nil after a clean stop.
 func (s *Sink) Run(ctx context.Context, src Source) error {
+	var batch []rt.Option
+	if s.cfg.Bulk && !s.cfg.DryRun {
+		batch = append(batch, rt.WithBatch(s.cfg.BulkMin, novu.MaxBulkEvents, s.handleBulk))
+	}
+	return s.run(ctx, src, workflowOf, s.handle, s.observe, batch...)
+}
+
+// run is the consume loop the trigger and the sync sink share: it runs
+// handle on src's messages until ctx is done, observe counting each
+// settlement and suffix naming dead letters' subjects after dlq.sink; the
+// pull gate is on unless a dry run, and extra options come last.
+func (s *Sink) run(ctx context.Context, src Source, suffix func(string) string, handle rt.HandlerFunc, observe rt.Observer, extra ...rt.Option) error {
 	s.stopping = ctx
-	cfg := s.runtimeConfig(workflowOf)
 	opts := []rt.Option{
 		rt.WithLogger(s.log),
 		rt.WithTracing(s.tracer, s.prop),
 		rt.WithAttributes(spanAttributes),
-		rt.WithObserver(s.observe),
+		rt.WithObserver(observe),
 	}
 	if !s.cfg.DryRun {
 		opts = append(opts, rt.WithGate(rt.GateFunc(s.gate)))
-		if s.cfg.Bulk {
-			opts = append(opts, rt.WithBatch(s.cfg.BulkMin, novu.MaxBulkEvents, s.handleBulk))
-		}
 	}
-	r, err := rt.New(src, s.pub, s.handle, cfg, opts...)
+	r, err := rt.New(src, s.pub, handle, s.runtimeConfig(suffix), append(opts, extra...)...)
 	if err != nil {
 		return err
 	}

@@ -63,20 +63,11 @@ type SyncSink struct {
 // NewSync builds a sync sink and registers its metrics. cfg.RateLimit is
 // the configuration category's limit (calls per second); Bulk is ignored.
 func NewSync(cfg Config, deps SyncDeps) (*SyncSink, error) {
-	cfg.setDefaults()
 	cfg.Bulk = false
-	switch {
-	case deps.Publisher == nil:
-		return nil, fmt.Errorf("%w: no dead-letter publisher", ErrMisconfigured)
-	case deps.SyncNotifier == nil && !cfg.DryRun:
-		return nil, fmt.Errorf("%w: no Novu client and not a dry run", ErrMisconfigured)
-	case deps.State == nil:
-		return nil, fmt.Errorf("%w: no sync state bucket", ErrMisconfigured)
-	}
-	deps.setDefaults()
-	m := &metrics{}
-	m.breakerState, m.breakerTransitions, m.rateLimitWait = newGateMetrics("sink_sync_", "Novu's subscriber and topic calls")
+	gate := newGateMetrics("sink_sync_", "Novu's subscriber and topic calls")
+	orderMetrics := syncorder.NewMetrics()
 	s := &SyncSink{
+		notifier: deps.SyncNotifier,
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sink_sync_commands_total",
 			Help: "Sync commands handled, by kind, outcome (delivered, skipped, retried, dead_lettered, dry_run; paused and returned are not final) and Novu HTTP status.",
@@ -87,45 +78,34 @@ func NewSync(cfg Config, deps SyncDeps) (*SyncSink, error) {
 			Buckets: prometheus.ExponentialBucketsRange(0.005, 30, 14),
 		}, []string{"kind"}),
 	}
-	orderMetrics := syncorder.NewMetrics()
-	collectors := append([]prometheus.Collector{m.breakerState, m.breakerTransitions, m.rateLimitWait, s.commands, s.duration}, orderMetrics.Collectors()...)
-	for _, c := range collectors {
-		if err := deps.Registerer.Register(c); err != nil {
-			return nil, fmt.Errorf("register sync sink metrics: %w", err)
-		}
+	base := deps.Deps
+	base.Notifier = nil // not the sync sink's: it makes no trigger calls
+	sink, err := newSink(cfg, base, sinkParts{
+		hasNotifier: deps.SyncNotifier != nil,
+		check: func() error {
+			if deps.State == nil {
+				return fmt.Errorf("%w: no sync state bucket", ErrMisconfigured)
+			}
+			return nil
+		},
+		consumer:   events.DurableSinkSync,
+		gate:       &gate,
+		collectors: append([]prometheus.Collector{s.commands, s.duration}, orderMetrics.Collectors()...),
+		what:       "sync sink",
+	})
+	if err != nil {
+		return nil, err
 	}
-	log := deps.Logger.With("consumer", events.DurableSinkSync)
-	s.Sink = &Sink{
-		cfg:     cfg,
-		log:     log,
-		tracer:  deps.TracerProvider.Tracer(ScopeName),
-		prop:    deps.Propagator,
-		pub:     deps.Publisher,
-		m:       m,
-		breaker: newBreaker(cfg.BreakerFailures, cfg.BreakerOpen, log, m),
-		limiter: newLimiter(cfg.RateLimit, cfg.RetryMax, m),
-		tracker: newTracker(),
-	}
-	lease := 3*cfg.AckWait/2 + time.Second // longer than any Novu call, which the ack wait bounds
-	s.notifier = deps.SyncNotifier
-	s.guard = syncorder.New(deps.State, syncorder.Config{Owner: deps.Owner, Lease: lease}, log, orderMetrics)
+	s.Sink = sink
+	lease := 3*s.cfg.AckWait/2 + time.Second // longer than any Novu call, which the ack wait bounds
+	s.guard = syncorder.New(deps.State, syncorder.Config{Owner: deps.Owner, Lease: lease}, s.log, orderMetrics)
 	return s, nil
 }
 
 // Run consumes sync commands from src (the novu-sink-sync consumer) until
 // ctx is done, as [Sink.Run] does for triggers.
 func (s *SyncSink) Run(ctx context.Context, src Source) error {
-	s.stopping = ctx
-	cfg := s.runtimeConfig(syncSuffix)
-	opts := []rt.Option{rt.WithLogger(s.log), rt.WithTracing(s.tracer, s.prop), rt.WithAttributes(spanAttributes), rt.WithObserver(s.observeSync)}
-	if !s.cfg.DryRun {
-		opts = append(opts, rt.WithGate(rt.GateFunc(s.gate)))
-	}
-	r, err := rt.New(src, s.pub, s.handleSync, cfg, opts...)
-	if err != nil {
-		return err
-	}
-	return r.Run(ctx)
+	return s.run(ctx, src, syncSuffix, s.handleSync, s.observeSync)
 }
 
 // handleSync is the runtime's handler of one sync command: skipped when the
