@@ -17,10 +17,6 @@ const (
 	TopicsPath      = "/v2/topics"
 )
 
-// MaxSubscriptionIDs is the most subscriber ids Novu takes in one
-// subscription call, added or removed.
-const MaxSubscriptionIDs = 100
-
 // Attributes of the HTTP client spans of sync calls.
 const (
 	subscriberIDKey = attribute.Key("novu.subscriber.id")
@@ -42,14 +38,14 @@ func (c *Client) DeleteSubscriber(ctx context.Context, id string) outcome.Answer
 	return c.do(ctx, http.MethodDelete, c.base+SubscribersPath+"/"+url.PathEscape(id), nil, "")
 }
 
-// AddSubscriptions subscribes ids (1 to [MaxSubscriptionIDs]) to topic key,
+// AddSubscriptions subscribes ids (1 to 100, the most Novu takes in one call) to topic key,
 // creating the topic on first use (POST /v2/topics/{key}/subscriptions).
 func (c *Client) AddSubscriptions(ctx context.Context, key string, ids []string) outcome.Answer {
 	ctx = context.WithValue(ctx, spanAttrsKey{}, []attribute.KeyValue{topicKeyKey.String(key)})
 	return c.do(ctx, http.MethodPost, c.topicURL(key)+"/subscriptions", AppendSubscriberIDs(nil, ids), "")
 }
 
-// RemoveSubscriptions unsubscribes ids (1 to [MaxSubscriptionIDs]) from topic
+// RemoveSubscriptions unsubscribes ids (1 to 100, the most Novu takes in one call) from topic
 // key (DELETE /v2/topics/{key}/subscriptions, with a JSON body).
 func (c *Client) RemoveSubscriptions(ctx context.Context, key string, ids []string) outcome.Answer {
 	ctx = context.WithValue(ctx, spanAttrsKey{}, []attribute.KeyValue{topicKeyKey.String(key)})

@@ -22,11 +22,6 @@ const StatusAlreadyDone = "already_done"
 // without a second {"data": ...} wrapper.
 type SubscriptionsResponse struct {
 	Data []json.RawMessage `json:"data"`
-	Meta struct {
-		TotalCount int `json:"totalCount"`
-		Successful int `json:"successful"`
-		Failed     int `json:"failed"`
-	} `json:"meta"`
 	// Errors lists the ids that failed; Novu leaves it out when none did.
 	Errors []SubscriptionError `json:"errors"`
 }
