@@ -165,7 +165,7 @@ const maxReasonLen = 300
 //     connection errors: [Retry], with Retry-After when present.
 //   - Any other 4xx (400, 404, 413, 422...): [DeadLetter].
 func Classify(a Answer, now time.Time) Result {
-	r := classifyCall(a, now)
+	r := classifyCall(a, now, hintForbiddenTrigger)
 	if r.Action == Deliver && a.Err == NoTransportError {
 		if resp, err := DecodeTrigger(a.Body); err != nil {
 			r = retryResult(a, now, reasonf(a.StatusCode, "undecodable response: "+err.Error()))
@@ -200,7 +200,7 @@ func staleReplay(r Result, h Header) Result {
 // answers in request order) and checked by transactionId. call is the verdict
 // for the call itself, for the breaker and the rate limiter.
 func ClassifyBulk(a Answer, txIDs []string, now time.Time) (call Result, items []Result) {
-	call = staleReplay(classifyCall(a, now), a.Header)
+	call = staleReplay(classifyCall(a, now, hintForbiddenTrigger), a.Header)
 	call.Response = a.Body
 	items = make([]Result, len(txIDs))
 	if call.Action != Deliver || a.Err != NoTransportError {
@@ -235,9 +235,16 @@ func ClassifyBulk(a Answer, txIDs []string, now time.Time) (call Result, items [
 	return call, items
 }
 
+// Hints of a 403 [Outage], by the permission the call needs.
+const (
+	hintForbiddenTrigger = "Novu denied NOVU_SECRET_KEY (403): the key lacks permission to trigger events (event:write)"
+	hintForbiddenSync    = "Novu denied NOVU_SECRET_KEY (403): the key lacks permission to write subscribers or topics (subscriber:write, topic:write)"
+)
+
 // classifyCall classifies the HTTP outcome of a call; a 2xx is [Deliver]
-// pending the decoding of the body.
-func classifyCall(a Answer, now time.Time) Result {
+// pending the decoding of the body. forbidden is the hint of a 403: what
+// the key lacks for this call.
+func classifyCall(a Answer, now time.Time, forbidden string) Result {
 	switch a.Err {
 	case NoTransportError:
 	case Canceled:
@@ -254,7 +261,7 @@ func classifyCall(a Answer, now time.Time) Result {
 	case code == 402:
 		return outage(a, "Novu refused for payment (402): the plan's monthly event quota is used up; upgrade the plan or wait for the quota reset")
 	case code == 403:
-		return outage(a, "Novu denied NOVU_SECRET_KEY (403): the key lacks permission to trigger events (event:write)")
+		return outage(a, forbidden)
 	case code >= 300 && code <= 399:
 		return outage(a, "Novu answered a redirect ("+strconv.Itoa(code)+"): set NOVU_API_URL to the final URL, e.g. https://api.novu.co")
 	case code == 408, code == 409, code == 429, code >= 500, code < 200:

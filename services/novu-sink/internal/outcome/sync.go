@@ -46,17 +46,13 @@ type SubscriptionError struct {
 //     [Deliver]; any other item error is [DeadLetter]. An undecodable
 //     subscription answer is [Retry].
 func ClassifySync(kind string, a Answer, now time.Time) Result {
-	r := classifyCall(a, now)
+	r := classifyCall(a, now, hintForbiddenSync)
 	r.Response = a.Body
 	switch r.Action {
-	case Outage:
-		if r.StatusCode == 403 {
-			r.Hint = "Novu denied NOVU_SECRET_KEY (403): the key lacks permission to write subscribers or topics (subscriber:write, topic:write)"
-		}
-		return r
 	case DeadLetter:
 		if r.StatusCode == 404 && (kind == events.SyncSubscriberDelete || kind == events.SyncTopicDelete || kind == events.SyncTopicRemove) {
-			return Result{Action: Deliver, StatusCode: r.StatusCode, Status: StatusAlreadyDone, Reason: r.Reason, Response: a.Body}
+			// Already gone, which is what was asked; the Reason keeps Novu's words.
+			r.Action, r.Status, r.KeySpent = Deliver, StatusAlreadyDone, false
 		}
 		return r
 	case Deliver:
