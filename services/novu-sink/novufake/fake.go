@@ -154,7 +154,7 @@ func WithWorkflow(name string, r Response) Option {
 // WithHook sets the per-call hook.
 func WithHook(h Hook) Option { return func(f *Fake) { f.hook = h } }
 
-// WithLatency delays every answer by d.
+// WithLatency delays every answer by d, the sync calls' too.
 func WithLatency(d time.Duration) Option { return func(f *Fake) { f.latency = d } }
 
 // WithRateLimit enables a token bucket like Novu's: perSecond tokens refill
@@ -181,8 +181,9 @@ func WithIdempotency() Option {
 // event fail a whole bulk call, as a proxy's lower limit would.
 func WithMaxBody(n int) Option { return func(f *Fake) { f.maxBody = n } }
 
-// WithMaxRecords keeps at most n recorded triggers (0, the default, keeps
-// all); counts per transactionId are kept regardless.
+// WithMaxRecords keeps at most n recorded triggers and n recorded sync
+// calls (0, the default, keeps all); counts per transactionId and the sync
+// state are kept regardless.
 func WithMaxRecords(n int) Option { return func(f *Fake) { f.maxRecords = n } }
 
 // Fake is the fake Novu API, an [http.Handler].
@@ -376,13 +377,13 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	seq := f.calls.Add(1)
 
 	buf := bufPool.Get().(*bytes.Buffer)
-	buf.Reset()
 	defer bufPool.Put(buf)
-	if _, err := buf.ReadFrom(io.LimitReader(r.Body, int64(f.maxBody)+1)); err != nil {
+	tooLarge, err := readBody(r, buf, f.maxBody)
+	if err != nil {
 		return
 	}
-	if buf.Len() > f.maxBody {
-		writeError(w, r, http.StatusRequestEntityTooLarge, "request entity too large", nil)
+	if tooLarge {
+		writeError(w, r, http.StatusRequestEntityTooLarge, msgTooLarge, nil)
 		return
 	}
 	triggers, bad := decode(endpoint, buf.Bytes())
@@ -400,12 +401,8 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Unlock()
 
 	ans := answer{code: http.StatusCreated, header: http.Header{}}
-	switch {
-	case r.Header.Get("Authorization") != "ApiKey "+key || key == "":
-		ans.fail(http.StatusUnauthorized, "Unauthorized")
-	case !isJSON(r.Header.Get("Content-Type")):
-		ans.fail(http.StatusUnsupportedMediaType, "Unsupported Media Type")
-	case bad != "":
+	ans.guard(r, key, false, true)
+	if ans.code == http.StatusCreated && bad != "" {
 		ans.fail(http.StatusUnprocessableEntity, bad)
 	}
 	if ans.code == http.StatusCreated && f.bucket != nil {
@@ -469,13 +466,47 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	f.record(endpoint, triggers, &ans)
+	ans.send(w, r, latency)
+}
 
-	if d := latency + ans.delay; d > 0 {
+// msgTooLarge is the message of a 413 (body-parser's).
+const msgTooLarge = "request entity too large"
+
+// readBody reads r's body into buf (reset first), up to one byte past
+// limit: tooLarge reports a body longer than limit.
+func readBody(r *http.Request, buf *bytes.Buffer, limit int) (tooLarge bool, err error) {
+	buf.Reset()
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, int64(limit)+1)); err != nil {
+		return false, err
+	}
+	return buf.Len() > limit, nil
+}
+
+// guard fails a as Novu does before it looks at the call: 401 unless r
+// carries "Authorization: ApiKey <key>" (never when no key is set), 413 for
+// a body past the limit (tooLarge), then 415 for a body not sent as JSON
+// (needJSON: the call has a body that must be).
+func (a *answer) guard(r *http.Request, key string, tooLarge, needJSON bool) {
+	switch {
+	case r.Header.Get("Authorization") != "ApiKey "+key || key == "":
+		a.fail(http.StatusUnauthorized, "Unauthorized")
+	case tooLarge:
+		a.fail(http.StatusRequestEntityTooLarge, msgTooLarge)
+	case needJSON && !isJSON(r.Header.Get("Content-Type")):
+		a.fail(http.StatusUnsupportedMediaType, "Unsupported Media Type")
+	}
+}
+
+// send holds the answer back for latency plus its scripted delay, then
+// writes it, or closes the connection without a word for [Response.Drop].
+// It gives up when the client does.
+func (a *answer) send(w http.ResponseWriter, r *http.Request, latency time.Duration) {
+	if d := latency + a.delay; d > 0 {
 		if !sleep(r.Context(), d) {
 			return
 		}
 	}
-	if ans.drop {
+	if a.drop {
 		if hj, ok := w.(http.Hijacker); ok {
 			if conn, _, err := hj.Hijack(); err == nil {
 				_ = conn.Close()
@@ -484,7 +515,7 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		panic(http.ErrAbortHandler)
 	}
-	ans.write(w)
+	a.write(w)
 }
 
 // answer is the answer being built for one call.

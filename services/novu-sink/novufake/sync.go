@@ -3,7 +3,7 @@ package novufake
 import (
 	"bytes"
 	"encoding/json"
-	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -61,10 +61,13 @@ type SyncCall struct {
 	Key string
 	// Body is the request body.
 	Body json.RawMessage
-	// StatusCode is what the fake answered.
+	// StatusCode is what the fake answered (0 when dropped).
 	StatusCode int
 	// Received is when the call arrived.
 	Received time.Time
+	// Dropped reports a call that was applied but whose answer was never
+	// sent ([Response.Drop]).
+	Dropped bool
 }
 
 // syncState is the fake's Novu environment.
@@ -83,10 +86,7 @@ func (f *Fake) Subscriber(id string) (Subscriber, bool) {
 		return Subscriber{}, false
 	}
 	c := *s
-	c.Fields = make(map[string]any, len(s.Fields))
-	for k, v := range s.Fields {
-		c.Fields[k] = v
-	}
+	c.Fields = maps.Clone(s.Fields)
 	return c, true
 }
 
@@ -139,23 +139,19 @@ func (f *Fake) serveSync(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	seq := f.syncCalls.Add(1)
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxSyncBody+1))
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer bufPool.Put(buf)
+	tooLarge, err := readBody(r, buf, maxSyncBody)
 	if err != nil {
 		return
 	}
+	body := bytes.Clone(buf.Bytes()) // kept in the SyncCall
 	f.mu.Lock()
-	apiKey, hook := f.key, f.hook
+	apiKey, hook, latency := f.key, f.hook, f.latency
 	f.mu.Unlock()
 
 	ans := answer{code: http.StatusOK, header: http.Header{}}
-	switch {
-	case r.Header.Get("Authorization") != "ApiKey "+apiKey || apiKey == "":
-		ans.fail(http.StatusUnauthorized, "Unauthorized")
-	case len(body) > maxSyncBody:
-		ans.fail(http.StatusRequestEntityTooLarge, "request entity too large")
-	case len(body) > 0 && !isJSON(r.Header.Get("Content-Type")):
-		ans.fail(http.StatusUnsupportedMediaType, "Unsupported Media Type")
-	}
+	ans.guard(r, apiKey, tooLarge, len(body) > 0)
 	refused := ans.code != http.StatusOK
 	if !refused && hook != nil {
 		// A scripted refusal answers instead of the call; a scripted success
@@ -174,13 +170,16 @@ func (f *Fake) serveSync(w http.ResponseWriter, r *http.Request) {
 		ans.code, ans.body = f.sync.apply(endpoint, key, body, r.URL.Path)
 		f.mu.Unlock()
 	}
-	f.mu.Lock()
-	f.sync.calls = append(f.sync.calls, SyncCall{Seq: seq, Endpoint: endpoint, Key: key, Body: body, StatusCode: ans.code, Received: received})
-	f.mu.Unlock()
-	if ans.delay > 0 && !sleep(r.Context(), ans.delay) {
-		return
+	call := SyncCall{Seq: seq, Endpoint: endpoint, Key: key, Body: body, StatusCode: ans.code, Received: received, Dropped: ans.drop}
+	if ans.drop {
+		call.StatusCode = 0
 	}
-	ans.write(w)
+	f.mu.Lock()
+	if f.maxRecords == 0 || len(f.sync.calls) < f.maxRecords {
+		f.sync.calls = append(f.sync.calls, call)
+	}
+	f.mu.Unlock()
+	ans.send(w, r, latency)
 }
 
 // syncEndpoint names the call of method on u, with the subscriber id or
@@ -278,9 +277,7 @@ func (st *syncState) upsert(body []byte, path string) (int, []byte) {
 		s = &Subscriber{SubscriberID: id, Fields: map[string]any{}}
 		st.subscribers[id] = s
 	}
-	for k, v := range fields {
-		s.Fields[k] = v
-	}
+	maps.Copy(s.Fields, fields)
 	s.Data = json.RawMessage(`{}`) // the v2 handler passes body.data || {}
 	if d := bytes.TrimSpace(w["data"]); len(d) > 0 && d[0] == '{' {
 		s.Data = slices.Clone(d)
@@ -295,9 +292,7 @@ func (s *Subscriber) response() map[string]any {
 	r := map[string]any{"_id": "fake_" + s.SubscriberID, "subscriberId": s.SubscriberID, "data": s.Data,
 		"deleted": false, "_organizationId": "fake_org", "_environmentId": "fake_env",
 		"createdAt": "2026-01-01T00:00:00.000Z", "updatedAt": "2026-01-01T00:00:00.000Z"}
-	for k, v := range s.Fields {
-		r[k] = v
-	}
+	maps.Copy(r, s.Fields)
 	return r
 }
 

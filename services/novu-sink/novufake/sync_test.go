@@ -138,3 +138,44 @@ func TestSyncRemoveAndAuth(t *testing.T) {
 		t.Errorf("no key = %d, want 401", resp.StatusCode)
 	}
 }
+
+// TestSyncOptions: the sync endpoints honour WithLatency, Response.Drop and
+// WithMaxRecords as the trigger endpoints do.
+func TestSyncOptions(t *testing.T) {
+	t.Run("latency", func(t *testing.T) {
+		srv := NewServer("k", WithLatency(50*time.Millisecond))
+		defer srv.Close()
+		start := time.Now()
+		if code, _ := call(t, srv, "POST", "/v2/subscribers", `{"subscriberId":"u"}`); code != 201 {
+			t.Fatalf("upsert = %d", code)
+		}
+		if d := time.Since(start); d < 50*time.Millisecond {
+			t.Errorf("answered after %v, want at least the 50ms latency", d)
+		}
+	})
+	t.Run("drop", func(t *testing.T) {
+		srv := NewServer("k", WithHook(func(Call) *Response { return &Response{Drop: true} }))
+		defer srv.Close()
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", srv.URL+"/v2/subscribers", strings.NewReader(`{"subscriberId":"u"}`))
+		req.Header.Set("Authorization", "ApiKey k")
+		req.Header.Set("Content-Type", "application/json")
+		if resp, err := srv.Client().Do(req); err == nil {
+			resp.Body.Close()
+			t.Fatalf("got an answer %d, want the connection dropped", resp.StatusCode)
+		}
+		calls := srv.SyncCalls()
+		if _, ok := srv.Subscriber("u"); !ok || len(calls) != 1 || !calls[0].Dropped || calls[0].StatusCode != 0 {
+			t.Errorf("subscriber stored %v, calls %+v; want it applied and the call recorded as dropped", ok, calls)
+		}
+	})
+	t.Run("max records", func(t *testing.T) {
+		srv := NewServer("k", WithMaxRecords(2))
+		defer srv.Close()
+		for _, id := range []string{"u1", "u2", "u3"} {
+			call(t, srv, "POST", "/v2/subscribers", `{"subscriberId":"`+id+`"}`)
+		}
+		if n := len(srv.SyncCalls()); n != 2 || len(srv.SubscriberIDs()) != 3 {
+			t.Errorf("recorded %d calls (want 2), stored %v (want all three)", n, srv.SubscriberIDs())
+		}
+	})
+}
