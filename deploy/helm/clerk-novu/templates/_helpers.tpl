@@ -137,7 +137,8 @@ The settings `clerknovu provision` shapes the JetStream resources from
 env: each key set in router.env or sink.env is put into .out (a dict), so the
 provisioning Job applies what the router and the sink check at start. The
 STREAM_* settings come from the nats and streams values (clerk-novu.natsEnv).
-Takes values, out.
+pkg/runtime/service's TestHelmProvisionGetsEveryResourceSetting checks these
+lists against what Env.Resources reads. Takes values, out.
 */}}
 {{- define "clerk-novu.resourceEnv" -}}
 {{- $from := dict
